@@ -1,0 +1,40 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "spindle",
+    products: [
+        .library(name: "Spindle", targets: ["Spindle"]),
+        .executable(name: "spindle", targets: ["spindle"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // The only C in the runtime: futex, thread-local slot, CPU affinity, and the
+        // Linux headers that Glibc's module does not expose. See CSpindle.h.
+        .target(name: "CSpindle"),
+        .target(
+            name: "Spindle",
+            dependencies: [
+                "CSpindle",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
+        .executableTarget(
+            name: "spindle",
+            dependencies: [
+                "Spindle",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // A tiny program the tests run in a subprocess: global-executor installation is
+        // process-wide and must happen at program start, and crashes must be observed
+        // from outside.
+        .executableTarget(name: "spindle-probe", dependencies: ["Spindle"]),
+        .testTarget(name: "SpindleTests", dependencies: ["Spindle", "CSpindle", "spindle-probe"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,325 @@
+// Runtime: Spindle's public face: a pool of workers that runs Swift tasks (and, later,
+// fibers), with timers and a blocking pool. The scheduler's design note is in
+// Scheduler.swift; this file holds the public API and lifecycle.
+import CSpindle
+import Synchronization
+import DequeModule
+
+/// A Spindle runtime: worker threads that run Swift tasks, plus timers and a pool for
+/// blocking work.
+///
+/// Two flavours:
+/// - `.multiThread`: N worker threads with work stealing (default N: the CPUs this process
+///   may use, honouring its affinity mask and cgroup CPU quota).
+/// - `.currentThread`: no threads of its own; everything runs on the thread that calls
+///   ``run(_:)`` (or ``shutdown()``), one driver at a time.
+///
+/// ```swift
+/// let runtime = try Runtime()
+/// let sum = try runtime.run {
+///     await withTaskGroup(of: Int.self) { group in
+///         for i in 1...100 { group.addTask { i } }
+///         return await group.reduce(0, +)
+///     }
+/// }
+/// runtime.shutdown()
+/// ```
+///
+/// Tasks started by ``run(_:)`` prefer this runtime as their executor, and so do their
+/// child tasks, `async let`s and the default actors they call; an unstructured `Task {}`
+/// created inside does not inherit the preference (Swift's rule). To put *every* task on
+/// Spindle, install it as Swift's global executor with ``Runtime/main(configuration:_:)``.
+///
+/// A runtime lives until it is shut down: its threads keep it alive.
+public final class Runtime: @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): every stored property is immutable after init or is
+    // itself thread-safe (atomics, Mutex, the queues). Worker-owned state lives in Worker.
+
+    public enum Flavor: Sendable, Equatable {
+        case multiThread
+        case currentThread
+    }
+
+    public struct Configuration: Sendable {
+        public var flavor: Flavor
+        /// Worker threads for `.multiThread`; nil means the CPUs this process may use.
+        public var workerCount: Int?
+        /// Thread names are "<name>-<index>" (at most 15 bytes are kept by Linux).
+        public var name: String
+        /// Upper bound on blocking-pool threads. Tokio's default is 512: enough for
+        /// blocking I/O fan-out, far below the kernel's thread limits.
+        public var blockingThreadLimit: Int
+        /// A blocking-pool thread idle this long exits (Tokio's default: 10 s).
+        public var blockingKeepAlive: Duration
+        /// Local run-queue capacity per worker (a power of two). Tests shrink it to reach
+        /// overflow and wrap-around paths quickly.
+        public var localQueueCapacity: Int
+
+        public init(
+            flavor: Flavor = .multiThread,
+            workerCount: Int? = nil,
+            name: String = "spindle",
+            blockingThreadLimit: Int = 512,
+            blockingKeepAlive: Duration = .seconds(10),
+            localQueueCapacity: Int = 256
+        ) {
+            self.flavor = flavor
+            self.workerCount = workerCount
+            self.name = name
+            self.blockingThreadLimit = blockingThreadLimit
+            self.blockingKeepAlive = blockingKeepAlive
+            self.localQueueCapacity = localQueueCapacity
+        }
+    }
+
+    public let configuration: Configuration
+    /// immutable after init
+    private(set) var workers: [Worker] = []
+    let inject = InjectQueue()
+    let idle: Idle
+    let timers = Timers()
+    let blocking: BlockingPool
+    /// Lifecycle raw value (Scheduler.swift).
+    let lifecycle = Atomic<Int>(Lifecycle.running.rawValue)
+    /// Fired when the runtime reaches `stopped`.
+    let stopSignal = Signal()
+    /// Fired when the last worker thread has left its loop (multi-thread flavour).
+    let threadsExited = Signal()
+    private let liveThreads = Atomic<Int>(0)
+    /// Jobs handed to the fallback executor after stop (observable for tests and tracing).
+    let orphanCount = Atomic<Int>(0)
+    /// Current-thread flavour: one driver at a time.
+    private let driver = DriverLock()
+
+    /// Creates and starts a runtime.
+    public init(_ configuration: Configuration = Configuration()) throws(RuntimeError) {
+        var config = configuration
+        let n: Int
+        switch config.flavor {
+        case .currentThread: n = 1
+        case .multiThread: n = config.workerCount ?? Sys.availableCPUs()
+        }
+        guard n >= 1, n <= 4096 else {
+            throw .invalidConfiguration("workerCount must be between 1 and 4096, got \(n)")
+        }
+        let cap = config.localQueueCapacity
+        guard cap >= 2, cap & (cap - 1) == 0, cap <= 1 << 20 else {
+            throw .invalidConfiguration("localQueueCapacity must be a power of two between 2 and 2^20, got \(cap)")
+        }
+        guard config.blockingThreadLimit >= 1 else {
+            throw .invalidConfiguration("blockingThreadLimit must be at least 1")
+        }
+        config.workerCount = n
+        self.configuration = config
+        self.idle = Idle(workerCount: n)
+        self.blocking = BlockingPool(name: config.name, limit: config.blockingThreadLimit, keepAlive: config.blockingKeepAlive)
+        workers = (0..<n).map { Worker(index: $0, runtime: self, queueCapacity: cap) }
+        if config.flavor == .multiThread {
+            try startThreads()
+        }
+    }
+
+    /// Convenience: a runtime of the given flavour and worker count.
+    public convenience init(flavor: Flavor, workers: Int? = nil) throws(RuntimeError) {
+        try self.init(Configuration(flavor: flavor, workerCount: workers))
+    }
+
+    private func startThreads() throws(RuntimeError) {
+        liveThreads.store(workers.count, ordering: .relaxed)
+        for w in workers {
+            do {
+                try OSThread.spawn(name: "\(configuration.name)-\(w.index)") { [self] in
+                    w.run(until: { false })
+                    if liveThreads.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+                        threadsExited.signal()
+                    }
+                }
+            } catch {
+                // Stop what did start; those threads exit at once.
+                let missing = workers.count - w.index
+                if liveThreads.subtract(missing, ordering: .acquiringAndReleasing).newValue == 0 {
+                    threadsExited.signal()
+                }
+                stop()
+                throw .threadSpawnFailed(error)
+            }
+        }
+    }
+
+    /// Number of workers.
+    public var workerCount: Int { workers.count }
+
+    /// The runtime whose worker is running the current thread, if any.
+    public static var current: Runtime? { Worker.current?.runtime }
+
+    /// The index of the worker running the current thread, if it belongs to a Spindle
+    /// runtime.
+    public static var currentWorkerIndex: Int? { Worker.current?.index }
+
+    /// True once the runtime has stopped.
+    public var isShutDown: Bool { isStopped }
+
+    /// Jobs that reached this runtime after it stopped and were handed to Swift's global
+    /// concurrent executor instead.
+    public var forwardedJobCount: Int { orphanCount.load(ordering: .relaxed) }
+
+    // MARK: run
+
+    /// Runs `body` as a task on this runtime and blocks the calling thread until it
+    /// finishes, returning its value or rethrowing its error (Tokio's `block_on`).
+    ///
+    /// With `.currentThread` the calling thread becomes the runtime's worker for the
+    /// duration (other tasks spawned on the runtime run too); if another thread is
+    /// driving, this call waits its turn.
+    ///
+    /// - Throws: ``RuntimeError/runInsideWorker`` when called from a Spindle worker
+    ///   thread (blocking it could deadlock), ``RuntimeError/shutDown`` after shutdown, or
+    ///   whatever `body` throws.
+    public func run<T: Sendable>(_ body: sending @escaping () async throws -> T) throws -> T {
+        if Worker.current != nil { throw RuntimeError.runInsideWorker }
+        if isStopped { throw RuntimeError.shutDown }
+        let completion = Completion<T>()
+        Task(executorPreference: self) {
+            do { completion.finish(.success(try await body())) } catch { completion.finish(.failure(error)) }
+        }
+        switch configuration.flavor {
+        case .multiThread:
+            completion.signal.wait()
+        case .currentThread:
+            while !completion.isDone {
+                driver.acquire()
+                workers[0].run(until: { completion.isDone })
+                driver.release()
+                if !completion.isDone && isStopped {
+                    // The runtime stopped under us; its jobs went to the fallback, where
+                    // the body finishes.
+                    completion.signal.wait()
+                }
+            }
+        }
+        return try completion.take()
+    }
+
+    // MARK: shutdown
+
+    /// Stops the runtime after the work it holds has run: queued jobs, running jobs and
+    /// armed timers (a sleeping task's job is held by the runtime). Blocks until then.
+    ///
+    /// Tasks that are suspended on something outside the runtime (a continuation) are not
+    /// waited for; if they are resumed later, their jobs run on Swift's global concurrent
+    /// executor (see ``forwardedJobCount``). Called from one of this runtime's own workers,
+    /// it starts the shutdown and returns at once (waiting there could never finish).
+    public func shutdown() {
+        _ = shutdown(deadline: nil)
+    }
+
+    /// Like ``shutdown()`` but gives up waiting after `timeout`: what is still queued or
+    /// armed then is handed to Swift's global concurrent executor, and a job still running
+    /// finishes on its thread. Returns true if all work finished within the timeout.
+    @discardableResult
+    public func shutdown(timeout: Duration) -> Bool {
+        shutdown(deadline: Sys.nowNanos() + timeout.nanosecondsClamped)
+    }
+
+    private func shutdown(deadline: Int64?) -> Bool {
+        if GlobalExecutors.isGlobal(self) {
+            spindleFatal("the runtime installed as Swift's global executor cannot be shut down")
+        }
+        _ = lifecycle.compareExchange(expected: Lifecycle.running.rawValue, desired: Lifecycle.draining.rawValue, ordering: .acquiringAndReleasing)
+        if let w = Worker.current, w.runtime === self { return false }
+        switch configuration.flavor {
+        case .multiThread:
+            tryFinishDrain()
+            if !stopSignal.wait(deadline: deadline) {
+                stop()
+                return false
+            }
+            threadsExited.wait()
+        case .currentThread:
+            driver.acquire()
+            if !isStopped {
+                workers[0].run(until: { false }, deadline: deadline)
+            }
+            let clean = isStopped
+            stop()
+            driver.release()
+            if !clean { return false }
+        }
+        blocking.shutdown()
+        return true
+    }
+
+    // MARK: blocking work
+
+    /// Runs a blocking closure on the runtime's blocking pool, never on a worker, and
+    /// returns its result. The pool grows on demand up to
+    /// ``Configuration/blockingThreadLimit`` threads and shrinks after
+    /// ``Configuration/blockingKeepAlive`` of idleness. Cancelling the awaiting task does
+    /// not interrupt the closure (no thread can be interrupted safely).
+    public func spawnBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<T, any Error>) in
+            do {
+                try blocking.submit {
+                    do { cont.resume(returning: try body()) } catch { cont.resume(throwing: error) }
+                }
+            } catch {
+                cont.resume(throwing: error)
+            }
+        }
+    }
+}
+
+/// The result slot of `Runtime.run`.
+final class Completion<T: Sendable>: Sendable {
+    private let result = Mutex<Result<T, any Error>?>(nil)
+    let signal = Signal()
+
+    var isDone: Bool { signal.isFired }
+
+    func finish(_ r: Result<T, any Error>) {
+        result.withLock { $0 = r }
+        signal.signal()
+    }
+
+    func take() throws -> T {
+        try result.withLock { $0! }.get()
+    }
+}
+
+/// A lock for the current-thread driver role; waiters sleep, FIFO-ish.
+final class DriverLock: Sendable {
+    private struct State { var held = false; var waiters: [Parker] = [] }
+    private let state = Mutex(State())
+
+    func acquire() {
+        let me = Parker()
+        while true {
+            let got = state.withLock { s -> Bool in
+                if !s.held { s.held = true; return true }
+                s.waiters.append(me)
+                return false
+            }
+            if got { return }
+            me.park()
+            state.withLock { s in s.waiters.removeAll { $0 === me } }
+        }
+    }
+
+    func release() {
+        let next = state.withLock { s -> Parker? in
+            s.held = false
+            return s.waiters.first
+        }
+        next?.unpark()
+    }
+}
+
+extension Duration {
+    /// Nanoseconds, clamped to Int64's range (negative durations become 0).
+    var nanosecondsClamped: Int64 {
+        let (s, atto) = components
+        if s < 0 { return 0 }
+        if s >= Int64.max / 1_000_000_000 { return .max }
+        return s * 1_000_000_000 + atto / 1_000_000_000
+    }
+}

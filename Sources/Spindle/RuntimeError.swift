@@ -1,0 +1,25 @@
+/// Errors a user of `Runtime` can cause.
+public enum RuntimeError: Error, Equatable, CustomStringConvertible {
+    /// `Runtime.run` was called on a thread that is running a Spindle worker: blocking that
+    /// worker until the body finishes could deadlock (the body may need that very worker).
+    case runInsideWorker
+    /// The runtime has been shut down; it runs nothing new.
+    case shutDown
+    /// The kernel refused a thread (out of threads or memory).
+    case threadSpawnFailed(SysError)
+    /// The configuration is invalid (for example zero workers).
+    case invalidConfiguration(String)
+
+    public var description: String {
+        switch self {
+        case .runInsideWorker:
+            return "Runtime.run was called from inside a Spindle worker thread; await the work instead of blocking the worker"
+        case .shutDown:
+            return "the Spindle runtime has been shut down"
+        case .threadSpawnFailed(let e):
+            return "Spindle could not start a thread: \(e)"
+        case .invalidConfiguration(let why):
+            return "invalid Spindle runtime configuration: \(why)"
+        }
+    }
+}

@@ -1,0 +1,154 @@
+// Sys: the one thin layer between Spindle and the kernel. UNSAFE FILE: raw syscalls and
+// raw memory.
+//
+// Error policy, decided here once for every call:
+//   - EINTR  → retried, never surfaced.
+//   - EAGAIN / EWOULDBLOCK → `.wouldBlock`, a normal outcome the caller handles.
+//   - EBADF / EFAULT / EINVAL on a descriptor we own → programmer error: the runtime's own
+//     bookkeeping is wrong, so we stop with a message prefixed "Spindle fatal:".
+//   - anything else → `SysError(errno, call)`, which higher layers turn into typed errors.
+//
+// Nothing outside this file (and CSpindle) calls libc directly for syscalls.
+import CSpindle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An errno from a failed system call, with the call's name.
+public struct SysError: Error, Equatable, CustomStringConvertible {
+    public let errno: Int32
+    public let call: StaticString
+
+    public static func == (a: SysError, b: SysError) -> Bool { a.errno == b.errno }
+
+    public var description: String {
+        "\(call): \(String(cString: strerror(errno))) (errno \(errno))"
+    }
+}
+
+/// Stops the process with a fixed-prefix message. Used only for broken runtime invariants
+/// (never for anything a user's input can cause); tests match on the prefix.
+func spindleFatal(_ message: String, file: StaticString = #fileID, line: UInt = #line) -> Never {
+    fatalError("Spindle fatal: \(message)", file: file, line: line)
+}
+
+enum Sys {
+    enum Outcome<T> {
+        case ok(T)
+        case wouldBlock
+    }
+
+    /// Runs a raw call returning -1/errno with the policy above.
+    @inline(__always)
+    static func call<T: BinaryInteger>(_ name: StaticString, _ body: () -> T) throws(SysError) -> Outcome<T> {
+        while true {
+            let r = body()
+            if r >= 0 { return .ok(r) }
+            let e = spindle_errno()
+            switch e {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            case EBADF, EFAULT: spindleFatal("\(name) failed with \(String(cString: strerror(e))): a descriptor or pointer the runtime owns is invalid")
+            default: throw SysError(errno: e, call: name)
+            }
+        }
+    }
+
+    /// Monotonic nanoseconds (CLOCK_MONOTONIC): the runtime's one time base.
+    @inline(__always)
+    static func nowNanos() -> Int64 { spindle_monotonic_ns() }
+
+    // MARK: futex
+
+    /// Sleeps while `*word == expected`, at most `timeoutNanos` (< 0: forever). Spurious
+    /// returns are allowed; callers re-check their condition.
+    static func futexWait(_ word: UnsafeMutablePointer<UInt32>, expected: UInt32, timeoutNanos: Int64) {
+        let r = spindle_futex_wait(word, expected, timeoutNanos)
+        switch -r {
+        case 0, EAGAIN, EINTR, ETIMEDOUT: return
+        default: spindleFatal("futex wait failed with errno \(-r)")
+        }
+    }
+
+    static func futexWake(_ word: UnsafeMutablePointer<UInt32>, count: Int32 = 1) {
+        let r = spindle_futex_wake(word, count)
+        if r < 0 { spindleFatal("futex wake failed with errno \(-r)") }
+    }
+
+    // MARK: processors
+
+    /// CPUs this process may use: the affinity mask, further limited by a cgroup CPU quota
+    /// (v2 `cpu.max`, v1 `cpu.cfs_quota_us`/`cpu.cfs_period_us`), rounded up, at least 1.
+    static func availableCPUs() -> Int {
+        var n = Int(spindle_affinity_cpu_count())
+        if n <= 0 { n = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+        if let quota = cgroupCPUQuota() { n = min(n, quota) }
+        return max(1, n)
+    }
+
+    static func cgroupCPUQuota() -> Int? {
+        if let text = readSmallFile("/sys/fs/cgroup/cpu.max") {
+            return parseCgroupV2CPUMax(text)
+        }
+        if let q = readSmallFile("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
+           let p = readSmallFile("/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+           let quota = Int(q.trimmingWhitespace), let period = Int(p.trimmingWhitespace),
+           quota > 0, period > 0 {
+            return (quota + period - 1) / period
+        }
+        return nil
+    }
+
+    /// `"max 100000"` → nil, `"150000 100000"` → 2.
+    static func parseCgroupV2CPUMax(_ text: String) -> Int? {
+        let parts = text.trimmingWhitespace.split(separator: " ")
+        guard parts.count == 2, let quota = Int(parts[0]), let period = Int(parts[1]),
+              quota > 0, period > 0 else { return nil }
+        return (quota + period - 1) / period
+    }
+
+    /// Reads a small text file (procfs, sysfs) in one go, or nil.
+    static func readSmallFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { buf in
+                // SAFETY: buf is a live 4096-byte buffer for the duration of the call.
+                try? Sys.call("read") { read(fd, buf.baseAddress, buf.count) }
+            }
+            guard case .ok(let count)? = n, count > 0 else { break }
+            bytes.append(contentsOf: chunk[0..<count])
+            if bytes.count > 1 << 20 { break }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Resident set size of this process in bytes (from /proc/self/statm).
+    public static func residentBytes() -> Int {
+        guard let text = readSmallFile("/proc/self/statm") else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// User+system CPU time of this process in nanoseconds.
+    static func processCPUNanos() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}
+
+extension String {
+    var trimmingWhitespace: Substring {
+        let s = self.drop { $0 == " " || $0 == "\n" || $0 == "\t" }
+        var end = s.endIndex
+        while end > s.startIndex, let c = s[s.index(before: end)...].first, c == " " || c == "\n" || c == "\t" {
+            end = s.index(before: end)
+        }
+        return s[s.startIndex..<end]
+    }
+}

@@ -1,0 +1,105 @@
+// Timers: the scheduler's side of the timer store: who sleeps with a timeout.
+//
+// At most one parked worker, the *keeper*, sleeps with a timeout equal to the earliest
+// deadline; every other parked worker sleeps without one, so an idle runtime with a timer
+// wakes one thread, once, when it is due, and an idle runtime with no timers never wakes.
+// Busy workers look at `earliest` (one atomic load) every `Tuning.globalQueueInterval`
+// ticks and fire what is due, so timers keep firing while every worker is busy.
+//
+// The decision is taken under the lock (insert compares the new deadline with the one the
+// keeper sleeps until); the waking is done by the caller after unlocking.
+import Synchronization
+
+final class Timers: Sendable {
+    private struct State {
+        var store = HeapTimerStore()
+        /// The parked worker sleeping until `keeperDeadline`, if any.
+        var keeper: Int?
+        var keeperDeadline: Int64 = .max
+        /// Set once at shutdown: inserts are refused so nothing is stranded.
+        var closed = false
+    }
+
+    /// guarded by lock
+    private let state = Mutex(State())
+    /// Earliest deadline (Int64.max if none); written under the lock, read as a hint.
+    private let earliest = Atomic<Int64>(.max)
+
+    enum InsertAction {
+        case none
+        /// The keeper sleeps past the new deadline: unpark it.
+        case wakeKeeper(Int)
+        /// Nobody sleeps with a timeout: make sure some worker will.
+        case noKeeper
+        /// The runtime has stopped; the caller still owns the item.
+        case closed
+    }
+
+    func insert(deadline: Int64, item: Runnable) -> InsertAction {
+        state.withLock { s in
+            if s.closed { return .closed }
+            _ = s.store.insert(deadline: deadline, item: item)
+            earliest.store(s.store.earliestDeadline ?? .max, ordering: .releasing)
+            guard let k = s.keeper else { return .noKeeper }
+            if deadline < s.keeperDeadline {
+                s.keeperDeadline = deadline
+                return .wakeKeeper(k)
+            }
+            return .none
+        }
+    }
+
+    /// A worker about to park asks to be the keeper. Returns the timeout in nanoseconds if
+    /// it became the keeper of a non-empty store, nil otherwise (sleep without timeout).
+    func claimKeeper(_ index: Int, now: Int64) -> Int64? {
+        state.withLock { s -> Int64? in
+            guard let d = s.store.earliestDeadline else { return nil }
+            if let k = s.keeper, k != index { return nil }
+            s.keeper = index
+            s.keeperDeadline = d
+            return max(0, d - now)
+        }
+    }
+
+    /// The keeper woke; the role is free again.
+    func releaseKeeper(_ index: Int) {
+        state.withLock { s in
+            if s.keeper == index { s.keeper = nil; s.keeperDeadline = .max }
+        }
+    }
+
+    /// Cheap check for busy workers.
+    @inline(__always)
+    func anyDue(now: Int64) -> Bool { earliest.load(ordering: .acquiring) <= now }
+
+    var earliestDeadline: Int64? {
+        let e = earliest.load(ordering: .acquiring)
+        return e == .max ? nil : e
+    }
+
+    var isEmpty: Bool { earliest.load(ordering: .acquiring) == .max }
+
+    var count: Int { state.withLock { $0.store.count } }
+
+    /// Takes out everything due; `body` runs after unlocking.
+    func fireDue(now: Int64, _ body: (Runnable) -> Void) -> Int {
+        if !anyDue(now: now) { return 0 }
+        var due: [Runnable] = []
+        state.withLock { s in
+            s.store.popExpired(now: now) { due.append($0) }
+            earliest.store(s.store.earliestDeadline ?? .max, ordering: .releasing)
+        }
+        for r in due { body(r) }
+        return due.count
+    }
+
+    /// Closes the store (shutdown) and returns what it held.
+    func close() -> [(deadline: Int64, item: Runnable)] {
+        state.withLock { s in
+            s.closed = true
+            let all = s.store.removeAll()
+            earliest.store(.max, ordering: .releasing)
+            return all
+        }
+    }
+}

@@ -1,0 +1,228 @@
+// Worker: one scheduler thread's loop. UNSAFE FILE: unowned(unsafe) back-reference and the
+// thread-local worker pointer.
+//
+// Each tick the worker picks one runnable, in this order:
+//   1. every `Tuning.globalQueueInterval`th tick: due timers, then the global inject queue
+//      (so neither can starve behind a busy local queue);
+//   2. the run-next slot: the job most recently woken by the job that just ran, so a
+//      ping-pong pair hands off without touching the queue, at most
+//      `Tuning.maxRunNextStreak` times in a row (then it goes to the back of the queue so
+//      a ping-pong pair cannot starve the rest);
+//   3. the local queue;
+//   4. a batch from the inject queue;
+//   5. due timers;
+//   6. searching: steal half of another worker's queue (random start), or the inject queue,
+//      for a few brief rounds (the spin);
+//   7. park (see Idle for the wake-up protocol, Timers for who sleeps with a timeout).
+//
+// Ownership: every `var` here is touched only by the thread currently running this
+// worker's loop (for the current-thread flavour, whichever thread holds the driver lock;
+// the lock hand-off orders those accesses). Other threads only touch `queue` (steal) and
+// `parker` (unpark), both thread-safe.
+import CSpindle
+
+/// Scheduler constants, each with its reason. Collected here so they are easy to find.
+enum Tuning {
+    /// Check the inject queue and timers first every 61 ticks: Go's value; a prime, so the
+    /// check does not fall into step with periodic patterns in user code.
+    static let globalQueueInterval: UInt32 = 61
+    /// Tokio caps consecutive LIFO-slot polls at 3; a ping-pong pair then yields to the
+    /// queue. Measured here: 3 keeps task.pingpong within 2% of an unbounded slot.
+    static let maxRunNextStreak = 3
+    /// Rounds of stealing attempts before parking, with `spinPauses` CPU pauses between
+    /// them: about 1–2 µs in total, shorter than one futex wake-up (~2 µs here) so a
+    /// spinning worker catches work that arrives right after it ran out.
+    static let spinRounds = 3
+    static let spinPauses = 64
+}
+
+final class Worker: @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): see "Ownership" above; mutable fields are owner-only.
+
+    let index: Int
+    /// SAFETY: unowned(unsafe) because the runtime owns its workers and outlives every
+    /// thread running a worker loop (the thread's closure holds the runtime strongly).
+    unowned(unsafe) let runtime: Runtime
+    let queue: LocalQueue
+    let parker = Parker()
+
+    // owner only
+    var runNext: Runnable?
+    var runNextStreak = 0
+    var tick: UInt32 = 0
+    var isSearching = false
+    private var rng: UInt64
+
+    init(index: Int, runtime: Runtime, queueCapacity: Int) {
+        self.index = index
+        self.runtime = runtime
+        self.queue = LocalQueue(capacity: queueCapacity)
+        self.rng = 0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)
+    }
+
+    /// The worker whose loop runs on this thread, if any (any runtime).
+    @inline(__always)
+    static var current: Worker? {
+        guard let raw = spindle_current_worker() else { return nil }
+        // SAFETY: the slot holds an unretained Worker pointer only while `run` is on the
+        // stack of this thread (set on entry, restored on exit), and `run`'s caller keeps
+        // the Worker alive for that whole time.
+        return Unmanaged<Worker>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    // MARK: scheduling from this worker's own thread
+
+    /// Owner thread only: a job woken by the running job goes to run-next; whatever was
+    /// there moves to the stealable queue and may wake an idle worker.
+    @inline(__always)
+    func scheduleLocal(_ r: Runnable) {
+        if let previous = runNext {
+            queue.push(previous, overflow: runtime.inject)
+            runtime.notifyParked()
+        }
+        runNext = r
+    }
+
+    /// Owner thread only: to the back of the local queue, waking an idle worker if needed.
+    func scheduleBack(_ r: Runnable) {
+        queue.push(r, overflow: runtime.inject)
+        runtime.notifyParked()
+    }
+
+    // MARK: the loop
+
+    /// Runs the loop on the calling thread until the runtime stops, `done()` turns true
+    /// (checked after every job and every wake-up), or `deadline` (monotonic ns) passes.
+    func run(until done: () -> Bool, deadline: Int64? = nil) {
+        let previous = spindle_current_worker()
+        // SAFETY: see `current`; restored below before `self` can go away.
+        spindle_set_current_worker(Unmanaged.passUnretained(self).toOpaque())
+        defer { spindle_set_current_worker(previous) }
+
+        while !done() {
+            if runtime.isStopped { break }
+            if let d = deadline, Sys.nowNanos() >= d { break }
+            if let r = nextTask() { execute(r); continue }
+            if fireTimers(now: Sys.nowNanos()) > 0 { continue }
+            if let r = search() { execute(r); continue }
+            if done() { break }
+            park(deadline: deadline, done: done)
+        }
+        if isSearching {
+            isSearching = false
+            if runtime.idle.transitionFromSearching() { runtime.notifyParked() }
+        }
+        if runtime.isStopped { forwardLocalWork() }
+    }
+
+    @inline(__always)
+    private func execute(_ r: Runnable) {
+        if isSearching {
+            isSearching = false
+            // Rule 3 of Idle: the last searcher to find work wakes the next one.
+            if runtime.idle.transitionFromSearching() { runtime.notifyParked() }
+        }
+        runtime.execute(r)
+    }
+
+    private func nextTask() -> Runnable? {
+        tick &+= 1
+        if tick % Tuning.globalQueueInterval == 0 {
+            _ = fireTimers(now: Sys.nowNanos())
+            if let r = runtime.inject.pop() { return r }
+        }
+        if let r = runNext {
+            runNext = nil
+            if runNextStreak < Tuning.maxRunNextStreak {
+                runNextStreak += 1
+                return r
+            }
+            // Streak over: to the back of the queue. No wake-up: we pop from this queue
+            // right now, and anything already there was announced when it was pushed.
+            queue.push(r, overflow: runtime.inject)
+        }
+        runNextStreak = 0
+        if let r = queue.pop() { return r }
+        return takeFromInject()
+    }
+
+    /// Pops one item from the inject queue and moves a fair share more into the local
+    /// queue (Go's globrunqget: len/workers + 1, at most half a local queue).
+    private func takeFromInject() -> Runnable? {
+        let inject = runtime.inject
+        if inject.isEmpty { return nil }
+        let share = min(inject.count / runtime.workers.count + 1, Int(queue.capacity / 2))
+        var first: Runnable?
+        _ = inject.pop(upTo: share) { r in
+            if first == nil { first = r } else { queue.push(r, overflow: inject) }
+        }
+        return first
+    }
+
+    /// Moves due timers' jobs into the local queue. Returns how many fired.
+    private func fireTimers(now: Int64) -> Int {
+        runtime.timers.fireDue(now: now) { r in scheduleBack(r) }
+    }
+
+    /// Steals from other workers and the inject queue for a few brief rounds.
+    private func search() -> Runnable? {
+        let workers = runtime.workers
+        if workers.count == 1 { return nil }
+        if !isSearching {
+            if !runtime.idle.transitionToSearching() { return nil }
+            isSearching = true
+        }
+        for round in 0..<Tuning.spinRounds {
+            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
+            let start = Int(rng % UInt64(workers.count))
+            for i in 0..<workers.count {
+                let victim = (start + i) % workers.count
+                if victim == index { continue }
+                if let r = workers[victim].queue.steal(into: queue) { return r }
+            }
+            if let r = takeFromInject() { return r }
+            if fireTimers(now: Sys.nowNanos()) > 0, let r = queue.pop() { return r }
+            if round + 1 < Tuning.spinRounds {
+                for _ in 0..<Tuning.spinPauses { spindle_cpu_relax() }
+            }
+        }
+        return nil
+    }
+
+    private func park(deadline: Int64?, done: () -> Bool) {
+        let idle = runtime.idle
+        let (wasLastSearcher, unparkedAfter) = idle.transitionToParked(index, isSearching: isSearching)
+        isSearching = false
+        // Rule 4 of Idle: work pushed while we were the last searcher woke nobody.
+        if wasLastSearcher && runtime.hasVisibleWork() { runtime.notifyParked() }
+        if unparkedAfter == 0 && runtime.isDraining { runtime.tryFinishDrain() }
+
+        while true {
+            let now = Sys.nowNanos()
+            var timeout = runtime.timers.claimKeeper(index, now: now)
+            if let d = deadline { timeout = min(timeout ?? .max, max(0, d - now)) }
+            parker.park(timeoutNanos: timeout)
+            runtime.timers.releaseKeeper(index)
+            if runtime.isStopped { return }
+            let fired = fireTimers(now: Sys.nowNanos())
+            if !idle.isParked(index) {
+                // A notifier popped us and counted us as searching.
+                isSearching = true
+                return
+            }
+            let timedOut = deadline.map { Sys.nowNanos() >= $0 } ?? false
+            if fired > 0 || !queue.isEmpty || runNext != nil || !runtime.inject.isEmpty || done() || timedOut {
+                // Woke for our own reasons: leave the parked list ourselves, unless a
+                // notifier did it meanwhile (then we count as searching).
+                if !idle.unparkSelf(index) { isSearching = true }
+                return
+            }
+        }
+    }
+
+    /// After stop: nothing may stay stranded in this worker's queues.
+    private func forwardLocalWork() {
+        if let r = runNext { runNext = nil; runtime.forwardOrphan(r) }
+        while let r = queue.pop() { runtime.forwardOrphan(r) }
+    }
+}

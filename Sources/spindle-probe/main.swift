@@ -1,0 +1,87 @@
+// spindle-probe: runs scenarios that must happen in a fresh process (global executor
+// installation is process-wide and must come first; fatal errors end the process), for
+// the test suite to run as a subprocess and check its output.
+//
+// Usage: spindle-probe <scenario>. Prints "check <name> <true|false>" lines, then "done".
+import Spindle
+import CSpindle
+import Glibc
+
+let scenario = CommandLine.arguments.dropFirst().first ?? ""
+
+func check(_ name: String, _ ok: Bool) {
+    print("check \(name) \(ok)")
+}
+
+/// True if the caller runs on a worker of the global Spindle runtime.
+func onGlobalWorker() -> Bool {
+    guard let g = Runtime.global, let c = Runtime.current else { return false }
+    return g === c
+}
+
+/// Plain `Task {}` created outside any actor (on the main actor it would inherit it).
+@concurrent func plainTaskRunsOnWorker() async -> Bool {
+    await Task { onGlobalWorker() }.value
+}
+
+@concurrent func sleepThenCheck() async -> Bool {
+    await Task { () async -> Bool in
+        try? await Task.sleep(for: .milliseconds(20))
+        return onGlobalWorker()
+    }.value
+}
+
+actor Counter {
+    var value = 0
+    func bump() -> Bool { value += 1; return onGlobalWorker() }
+}
+
+switch scenario {
+case "global":
+    let value = try Runtime.main { () async throws -> Int in
+        check("main-actor-on-main-thread", spindle_gettid() == Int(getpid()))
+        check("main-actor-not-a-worker", Runtime.current == nil)
+        check("plain-task", await plainTaskRunsOnWorker())
+        check("detached-task", await Task.detached { onGlobalWorker() }.value)
+        check("default-actor", await Counter().bump())
+        let group = await withTaskGroup(of: Bool.self) { g in
+            for _ in 0..<8 { g.addTask { onGlobalWorker() } }
+            var all = true
+            for await ok in g { all = all && ok }
+            return all
+        }
+        check("task-group", group)
+        async let a = onGlobalWorker()
+        check("async-let", await a)
+        check("task-sleep-resumes-on-worker", await sleepThenCheck())
+        let t0 = ContinuousClock.now
+        try await Task.sleep(for: .milliseconds(30))
+        check("main-actor-sleep-duration", ContinuousClock.now - t0 >= .milliseconds(30))
+        check("back-on-main-thread", spindle_gettid() == Int(getpid()))
+        let blocking = try await Runtime.global!.spawnBlocking { Runtime.current == nil }
+        check("spawn-blocking-off-workers", blocking)
+        return 42
+    }
+    check("main-returns-value", value == 42)
+    print("done")
+
+case "global-throws":
+    struct Boom: Error {}
+    do {
+        _ = try Runtime.main { () async throws -> Int in throw Boom() }
+        check("main-rethrows", false)
+    } catch is Boom {
+        check("main-rethrows", true)
+    }
+    print("done")
+
+case "shutdown-global":
+    _ = try Runtime.main { () async -> Int in
+        Runtime.global!.shutdown()
+        return 0
+    }
+
+default:
+    print("unknown scenario \(scenario)")
+    exit(2)
+}
