@@ -202,20 +202,22 @@ public final class Runtime: @unchecked Sendable {
 
     // MARK: shutdown
 
-    /// Stops the runtime after the work it holds has run: queued jobs, running jobs and
-    /// armed timers (a sleeping task's job is held by the runtime). Blocks until then.
+    /// Stops the runtime after the work in flight has run: every queued job and every job
+    /// running, including the jobs they enqueue meanwhile. Blocks until then.
     ///
-    /// Tasks that are suspended on something outside the runtime (a continuation) are not
-    /// waited for; if they are resumed later, their jobs run on Swift's global concurrent
-    /// executor (see ``forwardedJobCount``). Called from one of this runtime's own workers,
-    /// it starts the shutdown and returns at once (waiting there could never finish).
+    /// Suspended tasks are not waited for: a task awaiting a continuation, or sleeping
+    /// (its wake-up is handed to Swift's global concurrent executor with its deadline
+    /// intact). If such a task resumes later, it continues on Swift's global concurrent
+    /// executor (see ``forwardedJobCount``): nothing hangs and no job is dropped. Called
+    /// from one of this runtime's own workers, it starts the shutdown and returns at once
+    /// (waiting there could never finish).
     public func shutdown() {
         _ = shutdown(deadline: nil)
     }
 
-    /// Like ``shutdown()`` but gives up waiting after `timeout`: what is still queued or
-    /// armed then is handed to Swift's global concurrent executor, and a job still running
-    /// finishes on its thread. Returns true if all work finished within the timeout.
+    /// Like ``shutdown()`` but gives up waiting after `timeout`: what is still queued then
+    /// is handed to Swift's global concurrent executor, and a job still running finishes
+    /// on its thread. Returns true if all work in flight finished within the timeout.
     @discardableResult
     public func shutdown(timeout: Duration) -> Bool {
         shutdown(deadline: Sys.nowNanos() + timeout.nanosecondsClamped)

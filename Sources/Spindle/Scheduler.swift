@@ -17,8 +17,11 @@
 // ## Lifecycle
 // running → draining (shutdown called) → stopped.
 //   - draining: everything keeps running, new jobs are still accepted (a task finishing
-//     its work needs to enqueue itself). The last worker to park with empty queues and no
-//     timers left ends the drain.
+//     its work needs to enqueue itself). The last worker to park with empty queues ends
+//     the drain. Armed timers do not hold the drain open: a sleeping task is suspended,
+//     like one awaiting a continuation, and Swift leaves the wake-up entry of a *cancelled*
+//     `Task.sleep` armed until its deadline (the executor is never told), so waiting for
+//     timers would make shutdown wait out sleeps nobody is waiting for.
 //   - stopped: the inject queue and the timer store are closed under their locks, workers
 //     hand whatever is still in their local queues to the fallback and exit. Jobs that
 //     arrive later (a continuation resumed by a thread outside the runtime) are forwarded
@@ -106,7 +109,7 @@ extension Runtime {
 
     /// Called by the last worker to park while draining: stop if nothing is left.
     func tryFinishDrain() {
-        guard isDraining, idle.unparkedCount == 0, timers.isEmpty else { return }
+        guard isDraining, idle.unparkedCount == 0 else { return }
         guard inject.closeIfEmpty() else { return }
         stop()
     }

@@ -1,0 +1,70 @@
+// Global executor installation is process-wide and must happen first, and fatal errors
+// end the process: both are tested by running spindle-probe in a subprocess.
+import Foundation
+import Testing
+
+struct ProbeResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+
+    func check(_ name: String) -> Bool? {
+        for line in stdout.split(separator: "\n") where line.hasPrefix("check \(name) ") {
+            return line.hasSuffix(" true")
+        }
+        return nil
+    }
+}
+
+/// Runs the probe executable built next to the test bundle.
+func runProbe(_ scenario: String) throws -> ProbeResult {
+    let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    var dir = exe.deletingLastPathComponent()
+    // Linux test bundles live at .build/<config>/<name>.xctest
+    if dir.lastPathComponent.hasSuffix(".xctest") { dir = dir.deletingLastPathComponent() }
+    let probe = dir.appendingPathComponent("spindle-probe")
+    let p = Process()
+    p.executableURL = probe
+    p.arguments = [scenario]
+    var env = ProcessInfo.processInfo.environment
+    env["SWIFT_BACKTRACE"] = "enable=no" // keep crash output short and fast
+    p.environment = env
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return ProbeResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+@Suite struct GlobalInstallTests {
+    static let checks = [
+        "main-actor-on-main-thread", "main-actor-not-a-worker", "plain-task", "detached-task",
+        "default-actor", "task-group", "async-let", "task-sleep-resumes-on-worker",
+        "main-actor-sleep-duration", "back-on-main-thread", "spawn-blocking-off-workers",
+        "main-returns-value",
+    ]
+
+    @Test func everythingRunsOnSpindleAfterInstall() throws {
+        let r = try runProbe("global")
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        for name in Self.checks {
+            #expect(r.check(name) == true, "\(name) in:\n\(r.stdout)")
+        }
+        #expect(r.stdout.hasSuffix("done\n"))
+    }
+
+    @Test func mainRethrows() throws {
+        let r = try runProbe("global-throws")
+        #expect(r.status == 0)
+        #expect(r.check("main-rethrows") == true)
+    }
+
+    @Test func shuttingDownTheGlobalRuntimeStopsWithAClearMessage() throws {
+        let r = try runProbe("shutdown-global")
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("Spindle fatal: the runtime installed as Swift's global executor cannot be shut down"))
+    }
+}

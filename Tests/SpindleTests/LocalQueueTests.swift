@@ -1,0 +1,199 @@
+@testable import Spindle
+import Synchronization
+import Testing
+
+/// Runnables in these tests are fake: even words that never reach a worker.
+private func item(_ i: Int) -> Runnable { Runnable(bits: UInt(i) << 4) }
+private func value(_ r: Runnable) -> Int { Int(r.bits >> 4) }
+
+@Suite struct LocalQueueTests {
+    @Test func fifoPushPop() {
+        let q = LocalQueue(capacity: 8)
+        let inject = InjectQueue()
+        for i in 0..<5 { q.push(item(i), overflow: inject) }
+        #expect(q.count == 5)
+        for i in 0..<5 { #expect(q.pop().map(value) == i) }
+        #expect(q.pop() == nil)
+        #expect(inject.isEmpty)
+    }
+
+    @Test func overflowMovesHalfToInject() {
+        let q = LocalQueue(capacity: 4)
+        let inject = InjectQueue()
+        for i in 0..<5 { q.push(item(i), overflow: inject) }
+        // Full at 4: the 5th push moves half (0, 1) plus the new item (4) out.
+        #expect(inject.count == 3)
+        #expect(q.count == 2)
+        var out: [Int] = []
+        while let r = q.pop() { out.append(value(r)) }
+        while let r = inject.pop() { out.append(value(r)) }
+        #expect(out.sorted() == [0, 1, 2, 3, 4])
+    }
+
+    @Test func wrapsAroundManyTimes() {
+        let q = LocalQueue(capacity: 4)
+        let inject = InjectQueue()
+        var next = 0
+        var expected = 0
+        for _ in 0..<10_000 {
+            q.push(item(next), overflow: inject); next += 1
+            q.push(item(next), overflow: inject); next += 1
+            #expect(q.pop().map(value) == expected); expected += 1
+            #expect(q.pop().map(value) == expected); expected += 1
+        }
+        #expect(q.isEmpty && inject.isEmpty)
+    }
+
+    @Test func stealTakesHalfAndReturnsOne() {
+        let src = LocalQueue(capacity: 16)
+        let dst = LocalQueue(capacity: 16)
+        let inject = InjectQueue()
+        for i in 0..<8 { src.push(item(i), overflow: inject) }
+        let got = src.steal(into: dst)
+        #expect(got != nil)
+        // 4 stolen: one returned, three now in dst; src keeps 4.
+        #expect(src.count == 4)
+        #expect(dst.count == 3)
+        var all = [value(got!)]
+        while let r = src.pop() { all.append(value(r)) }
+        while let r = dst.pop() { all.append(value(r)) }
+        #expect(all.sorted() == Array(0..<8))
+    }
+
+    @Test func stealFromEmptyIsNil() {
+        #expect(LocalQueue(capacity: 4).steal(into: LocalQueue(capacity: 4)) == nil)
+    }
+
+    /// The owner pushes and pops while stealers steal: every item is taken exactly once.
+    @Test(arguments: [4, 256])
+    func concurrentStealing(capacity: Int) async {
+        let total = 200_000
+        let stealers = 3
+        let owner = LocalQueue(capacity: capacity)
+        let inject = InjectQueue()
+        let seen = SeenSet(count: total)
+        let ownerDone = Flag()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for i in 0..<total {
+                    owner.push(item(i), overflow: inject)
+                    if i % 3 == 0, let r = owner.pop() { seen.mark(value(r)) }
+                }
+                while let r = owner.pop() { seen.mark(value(r)) }
+                ownerDone.set()
+            }
+            for _ in 0..<stealers {
+                group.addTask {
+                    let mine = LocalQueue(capacity: capacity)
+                    while true {
+                        let finished = ownerDone.isSet
+                        if let r = owner.steal(into: mine) { seen.mark(value(r)) }
+                        while let r = mine.pop() { seen.mark(value(r)) }
+                        if finished && owner.isEmpty { break }
+                    }
+                }
+            }
+        }
+        while let r = inject.pop() { seen.mark(value(r)) }
+        #expect(seen.duplicates == 0)
+        #expect(seen.missing == 0)
+    }
+}
+
+@Suite struct InjectQueueTests {
+    @Test func fifoAndBatch() {
+        let q = InjectQueue()
+        q.push(item(1))
+        q.push(batch: [item(2), item(3), item(4)])
+        #expect(q.count == 4)
+        var got: [Int] = []
+        let n = q.pop(upTo: 2) { got.append(value($0)) }
+        #expect(n == 2)
+        #expect(got == [1, 2])
+        #expect(q.pop().map(value) == 3)
+        #expect(q.closeIfEmpty() == false)
+        #expect(q.close().map(value) == [4])
+        #expect(q.push(item(5)) == false)
+        #expect(q.isEmpty)
+    }
+}
+
+@Suite struct TimerStoreTests {
+    @Test func firesInDeadlineThenInsertionOrder() {
+        var s = HeapTimerStore()
+        let earliest = [
+            s.insert(deadline: 30, item: item(1)),
+            s.insert(deadline: 10, item: item(2)),
+            s.insert(deadline: 20, item: item(3)),
+            s.insert(deadline: 10, item: item(4)),
+        ]
+        #expect(earliest == [true, true, false, false])
+        #expect(s.earliestDeadline == 10)
+        var fired: [Int] = []
+        s.popExpired(now: 20) { fired.append(value($0)) }
+        #expect(fired == [2, 4, 3])
+        #expect(s.count == 1)
+        #expect(s.removeAll().map { value($0.item) } == [1])
+        #expect(s.isEmpty)
+    }
+
+    @Test func keeperProtocol() {
+        let t = Timers()
+        #expect(t.claimKeeper(0, now: 0) == nil) // nothing armed: sleep without timeout
+        guard case .noKeeper = t.insert(deadline: 1_000, item: item(1)) else { Issue.record("expected noKeeper"); return }
+        #expect(t.claimKeeper(0, now: 100) == 900)
+        #expect(t.claimKeeper(1, now: 100) == nil) // worker 0 keeps the role
+        guard case .none = t.insert(deadline: 2_000, item: item(2)) else { Issue.record("expected none"); return }
+        guard case .wakeKeeper(0) = t.insert(deadline: 500, item: item(3)) else { Issue.record("expected wake 0"); return }
+        t.releaseKeeper(0)
+        var fired: [Int] = []
+        let n = t.fireDue(now: 1_000) { fired.append(value($0)) }
+        #expect(n == 2)
+        #expect(fired == [3, 1])
+        #expect(t.close().count == 1)
+        guard case .closed = t.insert(deadline: 1, item: item(4)) else { Issue.record("expected closed"); return }
+    }
+}
+
+@Suite struct IdleTests {
+    @Test func notifiesOneWorkerOnlyWhenNobodySearches() {
+        let idle = Idle(workerCount: 4)
+        #expect(idle.workerToNotify() == nil) // everyone awake
+        _ = idle.transitionToParked(3, isSearching: false)
+        _ = idle.transitionToParked(2, isSearching: false)
+        #expect(idle.unparkedCount == 2)
+        let woken = idle.workerToNotify()
+        #expect(woken == 2)
+        #expect(idle.searchingCount == 1)
+        // Somebody is searching: no second wake-up (no thundering herd).
+        #expect(idle.workerToNotify() == nil)
+        #expect(idle.transitionFromSearching()) // last searcher
+        #expect(idle.workerToNotify() == 3)
+    }
+
+    @Test func searchingIsCappedAtHalf() {
+        let idle = Idle(workerCount: 4)
+        #expect(idle.transitionToSearching())
+        #expect(idle.transitionToSearching())
+        #expect(!idle.transitionToSearching())
+    }
+
+    @Test func unparkSelf() {
+        let idle = Idle(workerCount: 2)
+        _ = idle.transitionToParked(1, isSearching: false)
+        #expect(idle.isParked(1))
+        #expect(idle.unparkSelf(1))
+        #expect(!idle.unparkSelf(1))
+        #expect(idle.unparkedCount == 2)
+    }
+}
+
+@Suite struct SysTests {
+    @Test func cgroupQuotaParsing() {
+        #expect(Sys.parseCgroupV2CPUMax("max 100000\n") == nil)
+        #expect(Sys.parseCgroupV2CPUMax("150000 100000\n") == 2)
+        #expect(Sys.parseCgroupV2CPUMax("100000 100000") == 1)
+        #expect(Sys.parseCgroupV2CPUMax("garbage") == nil)
+        #expect(Sys.availableCPUs() >= 1)
+    }
+}

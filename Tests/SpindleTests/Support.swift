@@ -1,0 +1,68 @@
+@testable import Spindle
+import Synchronization
+
+/// Counts how often each of `count` ids was marked, without locks.
+final class SeenSet: @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): the slots are atomics in a fixed allocation, freed in
+    // deinit when no thread holds the set any more.
+    private let slots: UnsafeMutablePointer<Atomic<UInt8>>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        slots = .allocate(capacity: count)
+        for i in 0..<count { (slots + i).initialize(to: Atomic<UInt8>(0)) }
+    }
+
+    deinit {
+        slots.deinitialize(count: count)
+        slots.deallocate()
+    }
+
+    func mark(_ i: Int) { slots[i].add(1, ordering: .relaxed) }
+
+    var duplicates: Int { (0..<count).filter { slots[$0].load(ordering: .relaxed) > 1 }.count }
+    var missing: Int { (0..<count).filter { slots[$0].load(ordering: .relaxed) == 0 }.count }
+}
+
+/// A boolean shared between threads.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+}
+
+/// Every runtime shape the shared suite runs against.
+struct Shape: Sendable, CustomStringConvertible {
+    let flavor: Runtime.Flavor
+    let workers: Int
+
+    var description: String { flavor == .currentThread ? "current-thread" : "multi-thread×\(workers)" }
+
+    func make() throws -> Runtime {
+        try Runtime(Runtime.Configuration(flavor: flavor, workerCount: workers, name: "t"))
+    }
+
+    static let all: [Shape] = [
+        Shape(flavor: .currentThread, workers: 1),
+        Shape(flavor: .multiThread, workers: 1),
+        Shape(flavor: .multiThread, workers: 2),
+        Shape(flavor: .multiThread, workers: 4),
+    ]
+}
+
+/// Scale for the heaviest loops: full size normally, smaller under sanitizers (which
+/// run everything 5–20× slower); set SPINDLE_TEST_SCALE to override.
+let testScale: Int = {
+    if let s = getenvString("SPINDLE_TEST_SCALE"), let n = Int(s), n > 0 { return n }
+    return 1
+}()
+
+func getenvString(_ name: String) -> String? {
+    guard let p = getenv(name) else { return nil }
+    return String(cString: p)
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
