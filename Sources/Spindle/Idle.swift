@@ -46,6 +46,11 @@ final class Idle: Sendable {
     var searchingCount: Int { state.load(ordering: .sequentiallyConsistent) & Idle.searchMask }
 
     private func shouldNotify() -> Bool {
+        // The pusher stored its item (a queue's tail or length) and now loads `state`; a
+        // parking worker updates `state` and then loads the queues. Without a full fence
+        // between the pusher's store and load (store-load order, which release/acquire does
+        // not give), both could miss each other and the work would sleep with the worker.
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
         let s = state.load(ordering: .sequentiallyConsistent)
         return s & Idle.searchMask == 0 && s >> Idle.unparkShift < workerCount
     }

@@ -94,7 +94,7 @@ extension Runtime {
 
     func hasVisibleWork() -> Bool {
         if !inject.isEmpty { return true }
-        for w in workers where !w.queue.isEmpty { return true }
+        for w in workers where !w.queue.isEmpty || w.runNextSlot.load(ordering: .relaxed) != 0 { return true }
         return timers.anyDue(now: Sys.nowNanos())
     }
 

@@ -127,7 +127,7 @@ enum Sys {
     }
 
     /// Resident set size of this process in bytes (from /proc/self/statm).
-    public static func residentBytes() -> Int {
+    static func residentBytes() -> Int {
         guard let text = readSmallFile("/proc/self/statm") else { return 0 }
         let fields = text.split(separator: " ")
         guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
@@ -151,4 +151,14 @@ extension String {
         }
         return s[s.startIndex..<end]
     }
+}
+
+/// Facts about this process that benchmarks and diagnostics report.
+public enum ProcessStats {
+    /// Resident set size in bytes (/proc/self/statm).
+    public static func residentBytes() -> Int { Sys.residentBytes() }
+    /// CPU time (user + system) consumed by this process, in nanoseconds.
+    public static func cpuNanos() -> Int64 { Sys.processCPUNanos() }
+    /// CPUs this process may use (affinity mask and cgroup quota).
+    public static var availableCPUs: Int { Sys.availableCPUs() }
 }

@@ -7,7 +7,9 @@
 //   2. the run-next slot: the job most recently woken by the job that just ran, so a
 //      ping-pong pair hands off without touching the queue, at most
 //      `Tuning.maxRunNextStreak` times in a row (then it goes to the back of the queue so
-//      a ping-pong pair cannot starve the rest);
+//      a ping-pong pair cannot starve the rest). The slot is an atomic word that searchers
+//      may steal in their last spin round (Go's runnext rule): a job parked there behind a
+//      worker that blocks for long must not wait for that worker;
 //   3. the local queue;
 //   4. a batch from the inject queue;
 //   5. due timers;
@@ -17,9 +19,10 @@
 //
 // Ownership: every `var` here is touched only by the thread currently running this
 // worker's loop (for the current-thread flavour, whichever thread holds the driver lock;
-// the lock hand-off orders those accesses). Other threads only touch `queue` (steal) and
-// `parker` (unpark), both thread-safe.
+// the lock hand-off orders those accesses). Other threads only touch `queue` (steal),
+// `runNextSlot` (steal, by atomic compare-exchange) and `parker` (unpark).
 import CSpindle
+import Synchronization
 
 /// Scheduler constants, each with its reason. Collected here so they are easy to find.
 enum Tuning {
@@ -45,9 +48,10 @@ final class Worker: @unchecked Sendable {
     unowned(unsafe) let runtime: Runtime
     let queue: LocalQueue
     let parker = Parker()
+    /// The run-next job's bits, 0 when empty. Owner exchanges; searchers may CAS it to 0.
+    let runNextSlot = Atomic<UInt>(0)
 
     // owner only
-    var runNext: Runnable?
     var runNextStreak = 0
     var tick: UInt32 = 0
     var isSearching = false
@@ -76,11 +80,27 @@ final class Worker: @unchecked Sendable {
     /// there moves to the stealable queue and may wake an idle worker.
     @inline(__always)
     func scheduleLocal(_ r: Runnable) {
-        if let previous = runNext {
-            queue.push(previous, overflow: runtime.inject)
+        let previous = runNextSlot.exchange(r.bits, ordering: .acquiringAndReleasing)
+        if previous != 0 {
+            queue.push(Runnable(bits: previous), overflow: runtime.inject)
             runtime.notifyParked()
         }
-        runNext = r
+    }
+
+    /// Owner: takes the run-next job, if a searcher has not stolen it.
+    @inline(__always)
+    private func takeRunNext() -> Runnable? {
+        if runNextSlot.load(ordering: .relaxed) == 0 { return nil }
+        let bits = runNextSlot.exchange(0, ordering: .acquiringAndReleasing)
+        return bits == 0 ? nil : Runnable(bits: bits)
+    }
+
+    /// Searchers: steals the run-next job of a worker that sits on it.
+    private func stealRunNext(from victim: Worker) -> Runnable? {
+        let bits = victim.runNextSlot.load(ordering: .acquiring)
+        if bits == 0 { return nil }
+        let (done, _) = victim.runNextSlot.compareExchange(expected: bits, desired: 0, ordering: .acquiringAndReleasing)
+        return done ? Runnable(bits: bits) : nil
     }
 
     /// Owner thread only: to the back of the local queue, waking an idle worker if needed.
@@ -131,8 +151,7 @@ final class Worker: @unchecked Sendable {
             _ = fireTimers(now: Sys.nowNanos())
             if let r = runtime.inject.pop() { return r }
         }
-        if let r = runNext {
-            runNext = nil
+        if let r = takeRunNext() {
             if runNextStreak < Tuning.maxRunNextStreak {
                 runNextStreak += 1
                 return r
@@ -167,11 +186,14 @@ final class Worker: @unchecked Sendable {
     /// Steals from other workers and the inject queue for a few brief rounds.
     private func search() -> Runnable? {
         let workers = runtime.workers
-        if workers.count == 1 { return nil }
         if !isSearching {
             if !runtime.idle.transitionToSearching() { return nil }
             isSearching = true
         }
+        // Even a lone worker passes through `searching`: the last searcher re-checks the
+        // queues after declaring itself parked (Idle rule 4), which is what makes a push
+        // that raced with its parking impossible to lose.
+        if workers.count == 1 { return takeFromInject() }
         for round in 0..<Tuning.spinRounds {
             rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
             let start = Int(rng % UInt64(workers.count))
@@ -182,7 +204,12 @@ final class Worker: @unchecked Sendable {
             }
             if let r = takeFromInject() { return r }
             if fireTimers(now: Sys.nowNanos()) > 0, let r = queue.pop() { return r }
-            if round + 1 < Tuning.spinRounds {
+            if round + 1 == Tuning.spinRounds {
+                // Last round: the owners had a chance to run their run-next jobs.
+                for i in 0..<workers.count where i != index {
+                    if let r = stealRunNext(from: workers[(start + i) % workers.count]) { return r }
+                }
+            } else {
                 for _ in 0..<Tuning.spinPauses { spindle_cpu_relax() }
             }
         }
@@ -211,7 +238,7 @@ final class Worker: @unchecked Sendable {
                 return
             }
             let timedOut = deadline.map { Sys.nowNanos() >= $0 } ?? false
-            if fired > 0 || !queue.isEmpty || runNext != nil || !runtime.inject.isEmpty || done() || timedOut {
+            if fired > 0 || !queue.isEmpty || runNextSlot.load(ordering: .relaxed) != 0 || !runtime.inject.isEmpty || done() || timedOut {
                 // Woke for our own reasons: leave the parked list ourselves, unless a
                 // notifier did it meanwhile (then we count as searching).
                 if !idle.unparkSelf(index) { isSearching = true }
@@ -222,7 +249,7 @@ final class Worker: @unchecked Sendable {
 
     /// After stop: nothing may stay stranded in this worker's queues.
     private func forwardLocalWork() {
-        if let r = runNext { runNext = nil; runtime.forwardOrphan(r) }
+        if let r = takeRunNext() { runtime.forwardOrphan(r) }
         while let r = queue.pop() { runtime.forwardOrphan(r) }
     }
 }

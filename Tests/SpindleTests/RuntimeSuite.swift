@@ -68,6 +68,23 @@ enum Trace {
         #expect(RuntimeError.runInsideWorker.description.contains("inside a Spindle worker"))
     }
 
+    /// Work pushed from outside while the workers go idle between pushes must always wake
+    /// one: a lost wake-up shows up as an iteration that misses its deadline.
+    @Test(arguments: Shape.all.filter { $0.flavor == .multiThread })
+    func noLostWakeUpsFromOutside(shape: Shape) throws {
+        let rt = try shape.make()
+        var missed = 0
+        // Bounded: a stranded job would otherwise keep the drain open forever.
+        defer { #expect(rt.shutdown(timeout: .seconds(5))) }
+        for i in 0..<(20_000 / testScale) {
+            let c = Completion<Int>()
+            Task(executorPreference: rt) { c.finish(.success(i)) }
+            if !c.signal.wait(deadline: Sys.nowNanos() + 5_000_000_000) { missed += 1; break }
+            if i % 7 == 0 { usleep(50) } // let the workers reach their park
+        }
+        #expect(missed == 0)
+    }
+
     /// 1M tasks (a task group's children), each completes exactly once, all on workers.
     @Test(arguments: Shape.all)
     func millionTasksEachCompleteOnce(shape: Shape) throws {

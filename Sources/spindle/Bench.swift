@@ -1,0 +1,133 @@
+// `spindle bench`: runs every benchmark row for every system, each (row, system) pair in a
+// fresh child process (`spindle bench-child`), interleaving systems so that machine noise
+// hits them alike, and prints medians as a table or JSON.
+import ArgumentParser
+import Foundation
+
+struct Row {
+    let name: String
+    let unit: String
+    let systems: [String]
+    let summary: String
+}
+
+/// Systems:
+/// - `spindle`: Spindle installed as Swift's global executors (`Runtime.main`), the way a
+///   program opts in; plain `Task`s run on it.
+/// - `spindle-preference`: a `Runtime` reached through `Task(executorPreference:)`, with
+///   Swift's default executor still installed. Swift reads the preference on every
+///   enqueue, which costs extra (see README).
+/// - `spindle-1worker`: like `spindle`, with one worker.
+/// - `swift-default`: Swift's own default executor (Dispatch), no Spindle.
+let allRows: [Row] = [
+    Row(name: "task.yield", unit: "ns", systems: ["spindle", "spindle-preference", "swift-default"],
+        summary: "ns per await Task.yield() of one task looping"),
+    Row(name: "task.pingpong", unit: "ns", systems: ["spindle", "spindle-preference", "swift-default"],
+        summary: "ns per one-way hand-off between two tasks"),
+    Row(name: "task.spawn", unit: "ns", systems: ["spindle", "spindle-preference", "swift-default"],
+        summary: "ns per child task spawned and completed (1M children, task group)"),
+    Row(name: "task.fanout", unit: "ns", systems: ["spindle", "spindle-1worker", "spindle-preference", "swift-default"],
+        summary: "ns per task, 1M tiny tasks spread over all workers"),
+    Row(name: "task.memory", unit: "bytes", systems: ["spindle", "swift-default"],
+        summary: "RSS bytes per suspended task (100k tasks)"),
+    Row(name: "runtime.idle.cpu", unit: "%", systems: ["spindle"],
+        summary: "CPU used by an idle runtime over 5 s (percent of one core)"),
+]
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure Spindle against Swift's default executor on this machine.")
+
+    @Flag(help: "Print a JSON array of {name, system, value, unit} instead of a table.")
+    var json = false
+
+    @Option(help: "Comma-separated row names or prefixes to run (default: all).")
+    var rows: String?
+
+    @Option(help: "Child processes per (row, system); the median is reported.")
+    var runs: Int = 5
+
+    @Option(help: "Scale the iteration counts (e.g. 0.1 for a quick look).")
+    var scale: Double = 1.0
+
+    func run() throws {
+        let wanted = rows?.split(separator: ",").map(String.init)
+        let selected = allRows.filter { r in wanted.map { $0.contains { r.name.hasPrefix($0) } } ?? true }
+        if selected.isEmpty { throw ValidationError("no row matches \(rows ?? "")") }
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var results: [(row: Row, system: String, value: Double, samples: [Double])] = []
+        let total = selected.reduce(0) { $0 + $1.systems.count }
+        var done = 0
+        for row in selected {
+            var samples: [String: [Double]] = [:]
+            for run in 0..<runs {
+                // Interleave systems; alternate their order between runs.
+                let order = run % 2 == 0 ? row.systems : row.systems.reversed()
+                for system in order {
+                    progress("  \(row.name) \(system) run \(run + 1)/\(runs)…")
+                    samples[system, default: []] += try runChild(exe: exe, row: row.name, system: system)
+                }
+            }
+            for system in row.systems {
+                let s = samples[system] ?? []
+                results.append((row, system, median(s), s))
+                done += 1
+            }
+            progress("[\(done)/\(total)] \(row.name) done\n")
+        }
+        if json {
+            let items = results.map { r in
+                "{\"name\": \"\(r.row.name)\", \"system\": \"\(r.system)\", \"value\": \(format(r.value)), \"unit\": \"\(r.row.unit)\"}"
+            }
+            print("[\n  " + items.joined(separator: ",\n  ") + "\n]")
+        } else {
+            printTable(results.map { ($0.row, $0.system, $0.value) })
+        }
+    }
+
+    private func runChild(exe: URL, row: String, system: String) throws -> [Double] {
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = ["bench-child", row, system, "--scale", String(scale)]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw ValidationError("bench child \(row) \(system) failed with status \(p.terminationStatus)")
+        }
+        return String(decoding: data, as: UTF8.self).split(whereSeparator: \.isWhitespace).compactMap { Double($0) }
+    }
+
+    private func printTable(_ results: [(Row, String, Double)]) {
+        print("")
+        print(pad("row", 18) + pad("system", 20) + pad("median", 12) + pad("unit", 7) + "vs swift-default")
+        print(String(repeating: "-", count: 75))
+        for (row, system, value) in results {
+            var ratio = ""
+            if let base = results.first(where: { $0.0.name == row.name && $0.1 == "swift-default" })?.2, base > 0, system != "swift-default" {
+                ratio = String(format: "%.2f×", value / base)
+            }
+            print(pad(row.name, 18) + pad(system, 20) + pad(format(value), 12) + pad(row.unit, 7) + ratio)
+        }
+    }
+}
+
+func progress(_ s: String) {
+    FileHandle.standardError.write(Data((s.hasSuffix("\n") ? s : s + "\r").utf8))
+}
+
+func median(_ xs: [Double]) -> Double {
+    if xs.isEmpty { return .nan }
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+func format(_ v: Double) -> String {
+    v >= 100 ? String(format: "%.0f", v) : String(format: "%.2f", v)
+}
+
+func pad(_ s: String, _ n: Int) -> String {
+    s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count)
+}

@@ -1,0 +1,79 @@
+// `spindle bench-child ROW SYSTEM`: one measurement in a fresh process, printed as
+// numbers on stdout. Not for people; `spindle bench` runs it.
+import ArgumentParser
+import Spindle
+
+struct BenchChild: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench-child", shouldDisplay: false)
+
+    @Argument var row: String
+    @Argument var system: String
+    @Option var scale: Double = 1.0
+
+    func run() throws {
+        let scale = self.scale
+        let n: @Sendable (Int) -> Int = { base in max(1_000, Int(Double(base) * scale)) }
+        let row = self.row
+        let measure: @Sendable (Spawner, Int) async -> Double = { s, workers in
+            switch row {
+            case "task.yield": return await Measurements.yield(s, iterations: n(1_000_000))
+            case "task.pingpong": return await Measurements.pingpong(s, iterations: n(1_000_000))
+            case "task.spawn": return await Measurements.spawn(s, iterations: n(1_000_000))
+            case "task.fanout": return await Measurements.fanout(s, iterations: n(1_000_000), spawners: workers)
+            case "task.memory": return await Measurements.memory(s, count: n(100_000))
+            case "runtime.idle.cpu": return Measurements.idleCPU(seconds: 5)
+            default: fatalError("unknown row \(row)")
+            }
+        }
+        let cpus = ProcessStats.availableCPUs
+        switch system {
+        case "spindle", "spindle-1worker":
+            let workers = system == "spindle" ? cpus : 1
+            let v = try Runtime.main(configuration: .init(flavor: .multiThread, workerCount: workers)) { () async -> Double in
+                // Measure off the main actor, on a worker.
+                await Task.detached { () async -> Double in
+                    precondition(Runtime.current === Runtime.global, "the benchmark is not running on Spindle")
+                    return await measure(Spawner(preference: nil), workers)
+                }.value
+            }
+            print(v)
+        case "spindle-preference":
+            let rt = try Runtime(.init(flavor: .multiThread, workerCount: cpus))
+            let v = try rt.run { await measure(Spawner(preference: rt), cpus) }
+            print(v)
+            rt.shutdown()
+        case "swift-default":
+            let box = ResultBox()
+            let sem = Semaphore()
+            Task.detached {
+                box.value = await measure(Spawner(preference: nil), cpus)
+                sem.signal()
+            }
+            sem.wait()
+            print(box.value)
+        default:
+            throw ValidationError("unknown system \(system)")
+        }
+    }
+}
+
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class ResultBox: @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): written once by the measuring task before the
+    // semaphore is signalled, read once after waiting on it.
+    var value: Double = 0
+}
+
+/// A POSIX semaphore for the swift-default child's main thread to wait on.
+final class Semaphore: @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): sem_t is designed for use across threads; the pointer
+    // is allocated in init and never freed (one per process).
+    private let sem = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    init() { sem_init(sem, 0, 0) }
+    func signal() { sem_post(sem) }
+    func wait() { while sem_wait(sem) != 0 {} }
+}

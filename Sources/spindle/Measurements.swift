@@ -1,0 +1,162 @@
+// The measurements behind `spindle bench`. Each runs inside a child process configured
+// for one system (see BenchChild) and returns one value per repetition.
+import Spindle
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum Clock {
+    static func nanos() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}
+
+/// How a measurement starts its top-level task: plainly (global executor, whatever it
+/// is), or with a preference for a given runtime.
+struct Spawner: Sendable {
+    let preference: Runtime?
+
+    func task<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> Task<T, Never> {
+        if let rt = preference { return Task(executorPreference: rt, operation: body) }
+        return Task.detached(operation: body)
+    }
+}
+
+enum Measurements {
+    /// ns per `await Task.yield()` of one task looping.
+    static func yield(_ s: Spawner, iterations: Int) async -> Double {
+        await s.task {
+            for _ in 0..<10_000 { await Task.yield() }
+            let t0 = Clock.nanos()
+            for _ in 0..<iterations { await Task.yield() }
+            return Double(Clock.nanos() - t0) / Double(iterations)
+        }.value
+    }
+
+    /// ns per one-way hand-off between two tasks.
+    static func pingpong(_ s: Spawner, iterations: Int) async -> Double {
+        let toB = Baton(), toA = Baton()
+        let rounds = iterations / 2
+        let b = s.task {
+            for _ in 0..<(rounds + 1_000) { await toB.wait(); toA.signal() }
+            return 0
+        }
+        let a = s.task { () -> Double in
+            for _ in 0..<1_000 { toB.signal(); await toA.wait() }
+            let t0 = Clock.nanos()
+            for _ in 0..<rounds { toB.signal(); await toA.wait() }
+            return Double(Clock.nanos() - t0) / Double(rounds * 2)
+        }
+        let r = await a.value
+        _ = await b.value
+        return r
+    }
+
+    /// ns per child spawned and completed: a task group gets `iterations` empty children,
+    /// in waves of 1,000 that are awaited before the next wave (bounded memory).
+    static func spawn(_ s: Spawner, iterations: Int) async -> Double {
+        await s.task {
+            func wave(_ n: Int) async {
+                await withTaskGroup(of: Void.self) { g in
+                    for _ in 0..<n { g.addTask {} }
+                    for await _ in g {}
+                }
+            }
+            await wave(10_000)
+            let t0 = Clock.nanos()
+            var left = iterations
+            while left > 0 {
+                let n = min(1_000, left)
+                await wave(n)
+                left -= n
+            }
+            return Double(Clock.nanos() - t0) / Double(iterations)
+        }.value
+    }
+
+    /// ns per task: `iterations` tiny tasks (each sums a few numbers into a shared atomic)
+    /// spawned by one spawner task per worker at once, all running on every worker.
+    static func fanout(_ s: Spawner, iterations: Int, spawners: Int) async -> Double {
+        await s.task {
+            let sink = AtomicCounter()
+            let per = iterations / spawners
+            let t0 = Clock.nanos()
+            await withTaskGroup(of: Void.self) { outer in
+                for k in 0..<spawners {
+                    outer.addTask {
+                        await withDiscardingTaskGroup { g in
+                            for i in 0..<per {
+                                g.addTask {
+                                    var x = i &+ k
+                                    for j in 0..<8 { x = x &* 31 &+ j }
+                                    sink.add(x & 1)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            return Double(Clock.nanos() - t0) / Double(per * spawners)
+        }.value
+    }
+
+    /// RSS bytes per suspended task, with `count` tasks suspended on continuations.
+    static func memory(_ s: Spawner, count: Int) async -> Double {
+        await s.task { await memoryBody(s, count: count) }.value
+    }
+
+    private static func memoryBody(_ s: Spawner, count: Int) async -> Double {
+        let parked = ContinuationList()
+        let waiting = AtomicCounter()
+        // Warm up the allocator with one round of the same shape.
+        for round in 0..<2 {
+            let n = round == 0 ? count / 10 : count
+            let before = ProcessStats.residentBytes()
+            var tasks: [Task<Void, Never>] = []
+            tasks.reserveCapacity(n)
+            for _ in 0..<n {
+                tasks.append(s.task {
+                    await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                        parked.append(c)
+                        waiting.add(1)
+                    }
+                })
+            }
+            // Wait without blocking a worker (the tasks need the workers to start).
+            while waiting.value < n { try? await Task.sleep(for: .milliseconds(1)) }
+            let after = ProcessStats.residentBytes()
+            for c in parked.takeAll() { c.resume() }
+            for t in tasks { await t.value }
+            waiting.reset()
+            if round == 1 { return Double(after - before) / Double(n) }
+        }
+        return 0
+    }
+
+    /// Percent of one CPU used by an idle runtime over `seconds`.
+    static func idleCPU(seconds: Int) -> Double {
+        let c0 = ProcessStats.cpuNanos()
+        let t0 = Clock.nanos()
+        sleep(UInt32(seconds))
+        let c1 = ProcessStats.cpuNanos()
+        return 100 * Double(c1 - c0) / Double(Clock.nanos() - t0)
+    }
+}
+
+final class AtomicCounter: Sendable {
+    private let v = Atomic<Int>(0)
+    func add(_ n: Int) { v.add(n, ordering: .acquiringAndReleasing) }
+    var value: Int { v.load(ordering: .acquiring) }
+    func reset() { v.store(0, ordering: .releasing) }
+}
+
+final class ContinuationList: Sendable {
+    private let list = Mutex<[UnsafeContinuation<Void, Never>]>([])
+    func append(_ c: UnsafeContinuation<Void, Never>) { list.withLock { $0.append(c) } }
+    func takeAll() -> [UnsafeContinuation<Void, Never>] {
+        list.withLock { l in let a = l; l.removeAll(keepingCapacity: true); return a }
+    }
+}

@@ -1,0 +1,12 @@
+// spindle: Spindle's command-line tool. `spindle bench` measures the runtime against its
+// peers on this machine.
+import ArgumentParser
+
+@main
+struct SpindleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "spindle",
+        abstract: "Spindle, a coroutine runtime for Swift: tools.",
+        subcommands: [Bench.self, BenchChild.self]
+    )
+}
