@@ -12,6 +12,10 @@
 //      worker that blocks for long must not wait for that worker;
 //   3. the local queue;
 //   4. a batch from the inject queue;
+//   (In a spawn burst, i.e. after this worker's local queue overflowed and until it next
+//   runs dry, step 4 comes first and the run-next slot is not used: the inject queue then
+//   holds this worker's oldest work, and Swift unlinks finished child tasks fastest
+//   oldest-first; see LocalQueue.)
 //   5. due timers;
 //   6. searching: steal half of another worker's queue (random start), or the inject queue,
 //      for a few brief rounds (the spin);
@@ -53,6 +57,8 @@ final class Worker: @unchecked Sendable {
 
     // owner only
     var runNextStreak = 0
+    /// Set when our local queue overflowed; cleared when it runs dry (spawn burst mode).
+    var inSpawnBurst = false
     var tick: UInt32 = 0
     var isSearching = false
     private var rng: UInt64
@@ -80,9 +86,13 @@ final class Worker: @unchecked Sendable {
     /// there moves to the stealable queue and may wake an idle worker.
     @inline(__always)
     func scheduleLocal(_ r: Runnable) {
+        if inSpawnBurst {
+            scheduleBack(r)
+            return
+        }
         let previous = runNextSlot.exchange(r.bits, ordering: .acquiringAndReleasing)
         if previous != 0 {
-            queue.push(Runnable(bits: previous), overflow: runtime.inject)
+            if queue.push(Runnable(bits: previous), overflow: runtime.inject) { inSpawnBurst = true }
             runtime.notifyParked()
         }
     }
@@ -105,7 +115,7 @@ final class Worker: @unchecked Sendable {
 
     /// Owner thread only: to the back of the local queue, waking an idle worker if needed.
     func scheduleBack(_ r: Runnable) {
-        queue.push(r, overflow: runtime.inject)
+        if queue.push(r, overflow: runtime.inject) { inSpawnBurst = true }
         runtime.notifyParked()
     }
 
@@ -151,6 +161,7 @@ final class Worker: @unchecked Sendable {
             _ = fireTimers(now: Sys.nowNanos())
             if let r = runtime.inject.pop() { return r }
         }
+        if inSpawnBurst, let r = runtime.inject.pop() { return r }
         if let r = takeRunNext() {
             if runNextStreak < Tuning.maxRunNextStreak {
                 runNextStreak += 1
@@ -158,18 +169,21 @@ final class Worker: @unchecked Sendable {
             }
             // Streak over: to the back of the queue. No wake-up: we pop from this queue
             // right now, and anything already there was announced when it was pushed.
-            queue.push(r, overflow: runtime.inject)
+            if queue.push(r, overflow: runtime.inject) { inSpawnBurst = true }
         }
         runNextStreak = 0
         if let r = queue.pop() { return r }
+        inSpawnBurst = false
         return takeFromInject()
     }
 
-    /// Pops one item from the inject queue and moves a fair share more into the local
-    /// queue (Go's globrunqget: len/workers + 1, at most half a local queue).
+    /// Pops one item from the inject queue and, if the local queue is empty, moves a fair
+    /// share more into it (Go's globrunqget: len/workers + 1, at most half a local queue).
+    /// Never refills a non-empty local queue: the refill would land behind newer work.
     private func takeFromInject() -> Runnable? {
         let inject = runtime.inject
         if inject.isEmpty { return nil }
+        if !queue.isEmpty { return inject.pop() }
         let share = min(inject.count / runtime.workers.count + 1, Int(queue.capacity / 2))
         var first: Runnable?
         _ = inject.pop(upTo: share) { r in

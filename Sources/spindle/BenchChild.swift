@@ -19,7 +19,7 @@ struct BenchChild: ParsableCommand {
             case "task.yield": return await Measurements.yield(s, iterations: n(1_000_000))
             case "task.pingpong": return await Measurements.pingpong(s, iterations: n(1_000_000))
             case "task.spawn": return await Measurements.spawn(s, iterations: n(1_000_000))
-            case "task.fanout": return await Measurements.fanout(s, iterations: n(1_000_000), spawners: workers)
+            case "task.fanout": return await Measurements.fanout(s, iterations: n(1_000_000))
             case "task.memory": return await Measurements.memory(s, count: n(100_000))
             case "runtime.idle.cpu": return Measurements.idleCPU(seconds: 5)
             default: fatalError("unknown row \(row)")

@@ -77,29 +77,23 @@ enum Measurements {
         }.value
     }
 
-    /// ns per task: `iterations` tiny tasks (each sums a few numbers into a shared atomic)
-    /// spawned by one spawner task per worker at once, all running on every worker.
-    static func fanout(_ s: Spawner, iterations: Int, spawners: Int) async -> Double {
+    /// ns per task: one spawner task adds `iterations` tiny tasks (each mixes a few
+    /// numbers into a shared atomic) to a discarding task group, while every worker runs
+    /// them as they come.
+    static func fanout(_ s: Spawner, iterations: Int) async -> Double {
         await s.task {
             let sink = AtomicCounter()
-            let per = iterations / spawners
             let t0 = Clock.nanos()
-            await withTaskGroup(of: Void.self) { outer in
-                for k in 0..<spawners {
-                    outer.addTask {
-                        await withDiscardingTaskGroup { g in
-                            for i in 0..<per {
-                                g.addTask {
-                                    var x = i &+ k
-                                    for j in 0..<8 { x = x &* 31 &+ j }
-                                    sink.add(x & 1)
-                                }
-                            }
-                        }
+            await withDiscardingTaskGroup { g in
+                for i in 0..<iterations {
+                    g.addTask {
+                        var x = i
+                        for j in 0..<8 { x = x &* 31 &+ j }
+                        sink.add(x & 1)
                     }
                 }
             }
-            return Double(Clock.nanos() - t0) / Double(per * spawners)
+            return Double(Clock.nanos() - t0) / Double(iterations)
         }.value
     }
 

@@ -20,14 +20,17 @@ private func value(_ r: Runnable) -> Int { Int(r.bits >> 4) }
     @Test func overflowMovesHalfToInject() {
         let q = LocalQueue(capacity: 4)
         let inject = InjectQueue()
-        for i in 0..<5 { q.push(item(i), overflow: inject) }
-        // Full at 4: the 5th push moves half (0, 1) plus the new item (4) out.
-        #expect(inject.count == 3)
-        #expect(q.count == 2)
+        var overflowed: [Bool] = []
+        for i in 0..<5 { overflowed.append(q.push(item(i), overflow: inject)) }
+        #expect(overflowed == [false, false, false, false, true])
+        // Full at 4: the 5th push moves the oldest half (0, 1) out and keeps the new item,
+        // so the inject queue only ever holds work older than any local work.
+        #expect(inject.count == 2)
+        #expect(q.count == 3)
         var out: [Int] = []
-        while let r = q.pop() { out.append(value(r)) }
         while let r = inject.pop() { out.append(value(r)) }
-        #expect(out.sorted() == [0, 1, 2, 3, 4])
+        while let r = q.pop() { out.append(value(r)) }
+        #expect(out == [0, 1, 2, 3, 4])
     }
 
     @Test func wrapsAroundManyTimes() {
