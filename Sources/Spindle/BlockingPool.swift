@@ -19,7 +19,7 @@ final class BlockingPool: Sendable {
         var shutdown = false
     }
 
-    private let state = Mutex(State())
+    private let state = Lock(State())
     let name: String
     let limit: Int
     let keepAlive: Int64

@@ -20,7 +20,7 @@ import Glibc
 
 enum GlobalExecutors {
     /// Set once, by `install`, before Swift asks the factory for anything.
-    static let state = Mutex<(configuration: Runtime.Configuration, runtime: Runtime?)>((Runtime.Configuration(), nil))
+    static let state = Lock<(configuration: Runtime.Configuration, runtime: Runtime?)>((Runtime.Configuration(), nil))
 
     static func isGlobal(_ runtime: Runtime) -> Bool {
         state.withLock { $0.runtime === runtime }
@@ -114,7 +114,7 @@ final class MainLoopExecutor: MainExecutor, @unchecked Sendable {
     static let shared = MainLoopExecutor()
 
     /// guarded by lock
-    private let queue = Mutex<Deque<UnownedJob>>([])
+    private let queue = Lock<Deque<UnownedJob>>([])
     private let stopping = Atomic<Bool>(false)
     private let parker = Parker()
     /// The kernel thread id running the loop (the main thread), 0 before `run`.

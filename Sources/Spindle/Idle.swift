@@ -31,7 +31,7 @@ final class Idle: Sendable {
     /// leaving the searching state (fetch-sub).
     private let state: Atomic<Int>
     /// guarded by lock: indices of parked workers.
-    private let sleepers: Mutex<[Int]>
+    private let sleepers: Lock<[Int]>
 
     init(workerCount: Int) {
         precondition(workerCount < Idle.searchMask)
@@ -39,7 +39,7 @@ final class Idle: Sendable {
         state = Atomic(workerCount << Idle.unparkShift)
         var list: [Int] = []
         list.reserveCapacity(workerCount)
-        sleepers = Mutex(list)
+        sleepers = Lock(list)
     }
 
     var unparkedCount: Int { state.load(ordering: .sequentiallyConsistent) >> Idle.unparkShift }

@@ -17,7 +17,7 @@ final class InjectQueue: Sendable {
         var closed = false
     }
     /// guarded by lock
-    private let items = Mutex(State())
+    private let items = Lock(State())
     /// Mirrors items.count; written under the lock, read without it as a hint.
     private let length = Atomic<Int>(0)
 

@@ -273,7 +273,7 @@ public final class Runtime: @unchecked Sendable {
 
 /// The result slot of `Runtime.run`.
 final class Completion<T: Sendable>: Sendable {
-    private let result = Mutex<Result<T, any Error>?>(nil)
+    private let result = Lock<Result<T, any Error>?>(nil)
     let signal = Signal()
 
     var isDone: Bool { signal.isFired }
@@ -291,7 +291,7 @@ final class Completion<T: Sendable>: Sendable {
 /// A lock for the current-thread driver role; waiters sleep, FIFO-ish.
 final class DriverLock: Sendable {
     private struct State { var held = false; var waiters: [Parker] = [] }
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     func acquire() {
         let me = Parker()

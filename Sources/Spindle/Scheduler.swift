@@ -147,7 +147,7 @@ extension Runtime {
 /// A one-shot, multi-waiter signal (stop, run completion). Waiters block on a futex.
 final class Signal: Sendable {
     private let fired = Atomic<Bool>(false)
-    private let waiters = Mutex<[Parker]>([])
+    private let waiters = Lock<[Parker]>([])
 
     var isFired: Bool { fired.load(ordering: .acquiring) }
 

@@ -21,7 +21,7 @@ final class Timers: Sendable {
     }
 
     /// guarded by lock
-    private let state = Mutex(State())
+    private let state = Lock(State())
     /// Earliest deadline (Int64.max if none); written under the lock, read as a hint.
     private let earliest = Atomic<Int64>(.max)
 
