@@ -34,8 +34,9 @@
 //
 // ## Rejected alternatives
 //   - One shared queue for all workers (Dispatch's global queue model): every enqueue and
-//     dequeue contends on one cache line; on 2 cores it measured about 2× slower for the
-//     fan-out benchmark than per-worker queues in prototypes of both.
+//     dequeue takes the same lock and bounces its cache line between cores, and a task
+//     woken by the running task loses the hand-off to the same worker that makes
+//     task.pingpong cheap. (Not prototyped here; the per-worker design is Go's and Tokio's.)
 //   - Waking a worker for every enqueue: a ping-pong between two tasks would bounce across
 //     cores, paying a futex wake (~2 µs) and a cross-core hand-off (~16 µs here) per message.
 //   - A dedicated timer thread: each timer firing would be a thread hop; here the worker
