@@ -135,11 +135,8 @@ final class MainLoopExecutor: MainExecutor, @unchecked Sendable {
         stopping.store(false, ordering: .releasing)
         let serial = asUnownedSerialExecutor()
         while !condition() {
-            let batch: Deque<UnownedJob> = queue.withLock { q in
-                let b = q
-                q.removeAll(keepingCapacity: true)
-                return b
-            }
+            var batch = Deque<UnownedJob>()
+            queue.withLock { q in swap(&q, &batch) }
             for job in batch { job.runSynchronously(on: serial) }
             if stopping.load(ordering: .acquiring) && queue.withLock({ $0.isEmpty }) { break }
             if batch.isEmpty { parker.park() }

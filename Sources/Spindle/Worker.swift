@@ -241,10 +241,11 @@ final class Worker: @unchecked Sendable {
 
         while true {
             let now = Sys.nowNanos()
-            var timeout = runtime.timers.claimKeeper(index, now: now)
+            let keeperTimeout = runtime.timers.claimKeeper(index, now: now)
+            var timeout = keeperTimeout
             if let d = deadline { timeout = min(timeout ?? .max, max(0, d - now)) }
             parker.park(timeoutNanos: timeout)
-            runtime.timers.releaseKeeper(index)
+            if keeperTimeout != nil { runtime.timers.releaseKeeper(index) }
             if runtime.isStopped { return }
             let fired = fireTimers(now: Sys.nowNanos())
             if !idle.isParked(index) {

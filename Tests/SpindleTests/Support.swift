@@ -10,6 +10,7 @@ final class SeenSet: @unchecked Sendable {
 
     init(count: Int) {
         self.count = count
+        // SAFETY: allocated and initialised here, deinitialised and freed in deinit.
         slots = .allocate(capacity: count)
         for i in 0..<count { (slots + i).initialize(to: Atomic<UInt8>(0)) }
     }
