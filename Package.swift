@@ -34,7 +34,9 @@ let package = Package(
         // process-wide and must happen at program start, and crashes must be observed
         // from outside.
         .executableTarget(name: "spindle-probe", dependencies: ["Spindle"]),
-        .testTarget(name: "SpindleTests", dependencies: ["Spindle", "CSpindle", "spindle-probe"]),
+        // C helpers the fiber-switch tests need (pinning registers across a switch).
+        .target(name: "CSpindleTestSupport", dependencies: ["CSpindle"]),
+        .testTarget(name: "SpindleTests", dependencies: ["Spindle", "CSpindle", "CSpindleTestSupport", "spindle-probe"]),
     ],
     swiftLanguageModes: [.v6]
 )

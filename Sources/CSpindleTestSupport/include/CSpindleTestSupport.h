@@ -1,0 +1,29 @@
+// Test-only C helpers for the fiber switch: things Swift cannot express (pinning values in
+// callee-saved registers across a call, reading the FP control state).
+#ifndef CSPINDLE_TEST_SUPPORT_H
+#define CSPINDLE_TEST_SUPPORT_H
+#include <CSpindle.h>
+
+/// Loads known values into every callee-saved general register, resumes `fiber` (whose body
+/// clobbers them all), and returns 1 if every value survived, 0 otherwise.
+int spindle_test_resume_preserves_callee_saved(spindle_fiber_context *_Nonnull fiber);
+
+/// A fiber body that clobbers every callee-saved register and sets its own FP rounding
+/// mode (toward zero) before each suspend, and checks that mode is still its own after each
+/// resume; arg points to an int that counts its rounds (negative on a failed check).
+void spindle_test_clobbering_fiber(void *_Nullable arg);
+
+/// fegetround()/fesetround() and their constants, for Swift.
+int spindle_test_get_round(void);
+void spindle_test_set_round(int mode);
+int spindle_test_round_upward(void);
+int spindle_test_round_nearest(void);
+
+/// A fiber body that suspends `*(int *)arg` times, incrementing a shared counter, then exits.
+void spindle_test_counting_fiber(void *_Nullable arg);
+/// The counter the counting fiber bumps (thread-local: each test thread has its own).
+int spindle_test_get_counter(void);
+void spindle_test_set_counter(int value);
+/// The context the test fibers suspend; set before each resume (thread-local).
+void spindle_test_set_current(spindle_fiber_context *_Nullable ctx);
+#endif

@@ -1,0 +1,75 @@
+// FiberStack: memory for fiber stacks. UNSAFE FILE: mmap, madvise, raw pointers.
+//
+// Each stack is one private anonymous mapping, MAP_NORESERVE (pages are committed only when
+// touched: an idle fiber costs the pages its frames touched, typically one), with a guard
+// page at its low end so an overflow faults instead of overwriting the neighbour.
+// The guard is installed with madvise(MADV_GUARD_INSTALL) (Linux 6.13+), which does not
+// split the mapping: vm.max_map_count (65530 here) would otherwise cap us at ~32,700
+// guarded stacks, because an mprotect'ed guard splits one mapping into two. On older kernels
+// madvise fails with EINVAL and we fall back to mprotect(PROT_NONE).
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct FiberStack: @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): a plain description of a mapping; whoever holds the
+    // FiberStack owns the memory, and ownership moves with the value (pool → fiber → pool).
+
+    /// The whole mapping, guard page included.
+    let mapping: UnsafeMutableRawPointer
+    let mappingSize: Int
+    /// Usable stack memory, above the guard page.
+    var base: UnsafeMutableRawPointer { mapping + FiberStack.pageSize }
+    var size: Int { mappingSize - FiberStack.pageSize }
+
+    static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+    /// Linux's MADV_GUARD_INSTALL; not in Debian 12's headers.
+    static let madvGuardInstall: Int32 = 102
+
+    enum GuardKind: Equatable { case madvise, mprotect }
+
+    /// How the last stack got its guard (the first allocation decides for the process).
+    nonisolated(unsafe) static var guardKind: GuardKind = .madvise
+    // SAFETY: a benign monotonic hint: written with .mprotect at most once per process, when
+    // madvise is refused; a racing reader that still sees .madvise just tries madvise once
+    // more and falls back the same way.
+
+    /// Maps a stack with `size` usable bytes (rounded up to pages) plus one guard page.
+    static func allocate(size: Int) throws(SysError) -> FiberStack {
+        let usable = (max(size, pageSize) + pageSize - 1) / pageSize * pageSize
+        let total = usable + pageSize
+        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK
+        guard let p = mmap(nil, total, PROT_READ | PROT_WRITE, flags, -1, 0), p != MAP_FAILED else {
+            throw SysError(errno: errno, call: "mmap")
+        }
+        if guardKind == .madvise {
+            if madvise(p, pageSize, madvGuardInstall) == 0 {
+                return FiberStack(mapping: p, mappingSize: total)
+            }
+            if errno != EINVAL {
+                let e = errno
+                munmap(p, total)
+                throw SysError(errno: e, call: "madvise")
+            }
+            guardKind = .mprotect
+        }
+        if mprotect(p, pageSize, PROT_NONE) != 0 {
+            let e = errno
+            munmap(p, total)
+            throw SysError(errno: e, call: "mprotect")
+        }
+        return FiberStack(mapping: p, mappingSize: total)
+    }
+
+    /// Unmaps the stack. The caller must own it and nothing may run on it.
+    func release() {
+        munmap(mapping, mappingSize)
+    }
+
+    /// Gives the touched pages back to the kernel but keeps the mapping (and its guard),
+    /// so a pooled stack costs no RSS. MADV_DONTNEED keeps guard markers installed by
+    /// MADV_GUARD_INSTALL (they are only removed by MADV_GUARD_REMOVE or munmap).
+    func discardContents() {
+        madvise(base, size, MADV_DONTNEED)
+    }
+}
