@@ -221,8 +221,10 @@ final class Worker: @unchecked Sendable {
             if fireTimers(now: Sys.nowNanos()) > 0, let r = queue.pop() { return r }
             if round + 1 == Tuning.spinRounds {
                 // Last round: the owners had a chance to run their run-next jobs.
-                for i in 0..<workers.count where i != index {
-                    if let r = stealRunNext(from: workers[(start + i) % workers.count]) { return r }
+                for i in 0..<workers.count {
+                    let victim = (start + i) % workers.count
+                    if victim == index { continue }
+                    if let r = stealRunNext(from: workers[victim]) { return r }
                 }
             } else {
                 for _ in 0..<Tuning.spinPauses { spindle_cpu_relax() }

@@ -85,6 +85,31 @@ enum Trace {
         #expect(missed == 0)
     }
 
+    /// A job that wakes B (B lands in its worker's run-next slot) and then blocks that
+    /// worker: another worker, searching because of other new work, must take B.
+    @Test(arguments: Shape.all.filter { $0.flavor == .multiThread && $0.workers >= 2 })
+    func runNextIsStolenFromABlockedWorker(shape: Shape) throws {
+        let rt = try shape.make()
+        defer { #expect(rt.shutdown(timeout: .seconds(5))) }
+        let box = ContinuationBox()
+        let ranB = Flag()
+        let stolen = try rt.run { () async -> Bool in
+            let b = Task(executorPreference: rt) {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in box.store(c) }
+                ranB.set()
+            }
+            while !box.isStored { await Task.yield() }
+            Task(executorPreference: rt) {} // lands in run-next first...
+            box.resume()                     // ...then B takes run-next and pushes it out
+            let deadline = Sys.nowNanos() + 5_000_000_000
+            while !ranB.isSet && Sys.nowNanos() < deadline { usleep(100) } // blocks this worker
+            let ok = ranB.isSet
+            await b.value
+            return ok
+        }
+        #expect(stolen)
+    }
+
     /// 1M tasks (a task group's children), each completes exactly once, all on workers.
     @Test(arguments: Shape.all)
     func millionTasksEachCompleteOnce(shape: Shape) throws {
