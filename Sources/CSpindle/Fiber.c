@@ -37,8 +37,9 @@ static void fiber_main(void *raw) {
     __sanitizer_finish_switch_fiber(NULL, &ctx->asan_caller_bottom, &ctx->asan_caller_size);
 #endif
     ctx->entry(ctx->arg);
-    // entry must end with spindle_fiber_exit; returning here would run off the stack.
-    __builtin_trap();
+    // The entry returned, so every frame it had (and whatever those frames retained) is
+    // gone: now leave for good.
+    spindle_fiber_exit(ctx);
 }
 
 void spindle_fiber_init(spindle_fiber_context *ctx, void *stack_base, size_t stack_size,

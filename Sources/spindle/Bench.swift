@@ -19,6 +19,7 @@ struct Row {
 ///   enqueue, which costs extra (see README).
 /// - `spindle-1worker`: like `spindle`, with one worker.
 /// - `swift-default`: Swift's own default executor (Dispatch), no Spindle.
+/// - `swift-iterator`: plain Swift with no runtime (for rows that need none).
 let allRows: [Row] = [
     Row(name: "task.yield", unit: "ns", systems: ["spindle", "spindle-preference", "swift-default"],
         summary: "ns per await Task.yield() of one task looping"),
@@ -30,6 +31,8 @@ let allRows: [Row] = [
         summary: "ns per task, 1M tiny tasks spread over all workers"),
     Row(name: "task.memory", unit: "bytes", systems: ["spindle", "swift-default"],
         summary: "RSS bytes per suspended task (100k tasks)"),
+    Row(name: "generator.next", unit: "ns", systems: ["spindle", "swift-iterator"],
+        summary: "ns per element from a Generator (fiber) vs an AnyIterator closure"),
     Row(name: "runtime.idle.cpu", unit: "%", systems: ["spindle"],
         summary: "CPU used by an idle runtime over 5 s (percent of one core)"),
 ]

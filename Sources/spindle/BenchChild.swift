@@ -26,6 +26,14 @@ struct BenchChild: ParsableCommand {
             }
         }
         let cpus = ProcessStats.availableCPUs
+        if row == "generator.next" {
+            switch system {
+            case "spindle": print(Measurements.generatorNext(iterations: n(10_000_000)))
+            case "swift-iterator": print(Measurements.closureIteratorNext(iterations: n(10_000_000)))
+            default: throw ValidationError("unknown system \(system) for \(row)")
+            }
+            return
+        }
         switch system {
         case "spindle", "spindle-1worker":
             let workers = system == "spindle" ? cpus : 1

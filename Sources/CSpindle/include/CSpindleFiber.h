@@ -42,7 +42,9 @@ typedef struct spindle_fiber_context {
 
 /// Prepares `ctx` to run entry(arg) on the given stack the first time it is resumed.
 /// `stack_base` is the lowest usable address (above any guard page); the stack grows down
-/// from stack_base + stack_size. entry must never return: it ends by suspending for good.
+/// from stack_base + stack_size. The fiber ends when entry returns (control goes back to
+/// the resumer for the last time), or when it calls spindle_fiber_exit. Prefer returning:
+/// frames abandoned by spindle_fiber_exit never release what they hold.
 void spindle_fiber_init(spindle_fiber_context *_Nonnull ctx, void *_Nonnull stack_base, size_t stack_size,
                         spindle_fiber_entry _Nonnull entry, void *_Nullable arg);
 
