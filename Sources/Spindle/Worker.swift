@@ -55,11 +55,17 @@ final class Worker: @unchecked Sendable {
     let parker = Parker()
     /// The run-next job's bits, 0 when empty. Owner exchanges; searchers may CAS it to 0.
     let runNextSlot = Atomic<UInt>(0)
+    /// Jobs started by this worker (wrapping). Owner stores (relaxed); searchers read it
+    /// to tell a worker stuck in one long job from one that is about to take its run-next.
+    let progress = Atomic<UInt32>(0)
 
     // owner only
     var runNextStreak = 0
     /// Set when our local queue overflowed; cleared when it runs dry (spawn burst mode).
     var inSpawnBurst = false
+    /// Other workers' `progress` as seen when our current search began (owner only;
+    /// allocated once, sized on first use).
+    private var progressAtSearchStart: [UInt32] = []
     var tick: UInt32 = 0
     var isSearching = false
     private var rng: UInt64
@@ -153,6 +159,7 @@ final class Worker: @unchecked Sendable {
             // Rule 3 of Idle: the last searcher to find work wakes the next one.
             if runtime.idle.transitionFromSearching() { runtime.notifyParked() }
         }
+        progress.store(tick, ordering: .relaxed)
         runtime.execute(r)
     }
 
@@ -209,6 +216,12 @@ final class Worker: @unchecked Sendable {
         // queues after declaring itself parked (Idle rule 4), which is what makes a push
         // that raced with its parking impossible to lose.
         if workers.count == 1 { return takeFromInject() }
+        if progressAtSearchStart.count != workers.count {
+            progressAtSearchStart = [UInt32](repeating: 0, count: workers.count)
+        }
+        for (i, w) in workers.enumerated() {
+            progressAtSearchStart[i] = w.progress.load(ordering: .relaxed)
+        }
         for round in 0..<Tuning.spinRounds {
             rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
             let start = Int(rng % UInt64(workers.count))
@@ -220,11 +233,16 @@ final class Worker: @unchecked Sendable {
             if let r = takeFromInject() { return r }
             if fireTimers(now: Sys.nowNanos()) > 0, let r = queue.pop() { return r }
             if round + 1 == Tuning.spinRounds {
-                // Last round: the owners had a chance to run their run-next jobs.
+                // Last round: take a run-next job only from a worker that has not started
+                // a job during our whole search, i.e. is stuck in a long one (Go's rule).
+                // A busy worker is about to run its run-next itself; taking it would
+                // bounce a ping-pong or yield loop across cores.
                 for i in 0..<workers.count {
                     let victim = (start + i) % workers.count
                     if victim == index { continue }
-                    if let r = stealRunNext(from: workers[victim]) { return r }
+                    let w = workers[victim]
+                    if w.progress.load(ordering: .relaxed) != progressAtSearchStart[victim] { continue }
+                    if let r = stealRunNext(from: w) { return r }
                 }
             } else {
                 for _ in 0..<Tuning.spinPauses { spindle_cpu_relax() }
