@@ -88,6 +88,8 @@ public final class Runtime: @unchecked Sendable {
     private let liveThreads = Atomic<Int>(0)
     /// Jobs handed to the fallback executor after stop (observable for tests and tracing).
     let orphanCount = Atomic<Int>(0)
+    /// Set once this runtime keeps itself alive for its forwarded jobs (Scheduler.swift).
+    let immortal = Atomic<Bool>(false)
     /// Current-thread flavour: one driver at a time.
     private let driver = DriverLock()
 

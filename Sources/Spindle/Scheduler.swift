@@ -130,6 +130,7 @@ extension Runtime {
     /// executor (never to ourselves: the global runtime refuses to shut down).
     func forwardOrphan(_ r: Runnable, deadline: Int64? = nil) {
         orphanCount.add(1, ordering: .relaxed)
+        keepAliveForForwardedJobs()
         guard r.isSwiftJob else { spindleFatal("a non-job runnable outlived its runtime") }
         let fallback = globalConcurrentExecutor
         if (fallback as AnyObject) === self {
@@ -142,6 +143,21 @@ extension Runtime {
         } else {
             fallback.enqueue(job)
         }
+    }
+}
+
+extension Runtime {
+    /// A forwarded job's task still names this runtime as its executor (preference), and
+    /// Swift does not always retain it for that (`withTaskExecutorPreference` does not; a
+    /// cancelled sleep's wake-up can fire a minute later). If the runtime were freed, that
+    /// task's next switch would call `enqueue` on freed memory (seen in CI: a use-after-free
+    /// 60 s after a test ended). So the first forwarded job makes the runtime immortal; it is
+    /// stopped and small. Runtimes that never forward anything are freed as usual.
+    func keepAliveForForwardedJobs() {
+        if immortal.exchange(true, ordering: .acquiringAndReleasing) { return }
+        // SAFETY: a deliberate, balanced-never retain: the runtime must outlive every task
+        // that may still enqueue on it, and there is no way to know when the last one is gone.
+        _ = Unmanaged.passRetained(self)
     }
 }
 
