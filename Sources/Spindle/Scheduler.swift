@@ -62,6 +62,14 @@ extension Runtime {
             w.scheduleLocal(r)
             return
         }
+        // From outside the workers, Swift calls us without a reference of its own. Once the
+        // job is pushed, a worker may run it, finish its task, and let the last reference to
+        // this runtime go while this thread is still in here (seen under TSan: a blocking-
+        // pool thread resuming a continuation, then touching a freed runtime).
+        // SAFETY: retaining at entry is sound: the job being enqueued keeps the runtime alive
+        // until it runs (its task's executor preference, or the enqueuer's own reference).
+        let keep = Unmanaged.passRetained(self)
+        defer { keep.release() }
         if inject.push(r) {
             notifyParked()
         } else {
@@ -72,6 +80,9 @@ extension Runtime {
     /// Arms a timer for `r` at `deadline` (monotonic ns).
     func schedule(_ r: Runnable, at deadline: Int64) {
         if deadline <= Sys.nowNanos() { schedule(r); return }
+        // SAFETY: as in schedule(_:): hold the runtime while a worker may already fire it.
+        let keep = Unmanaged.passRetained(self)
+        defer { keep.release() }
         switch timers.insert(deadline: deadline, item: r) {
         case .none:
             break
