@@ -184,6 +184,8 @@ public final class Generator<Element>: Sequence, IteratorProtocol {
         guard let body else { state = .finished; return }
         self.body = nil
         do {
+            // SAFETY: unretained on purpose: this frame lives across every suspension of
+            // the body, and a retain here would keep the generator alive forever.
             try body(Yielder(core: Unmanaged.passUnretained(self)))
         } catch is GeneratorExit {
             // The consumer left; unwinding was the point.

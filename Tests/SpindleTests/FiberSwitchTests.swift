@@ -9,6 +9,7 @@ import Glibc
 
 /// One fiber context on a fresh guarded stack, freed at the end.
 final class TestFiber {
+    // SAFETY: allocated here, freed in deinit after the fiber's sanitizer state.
     let ctx = UnsafeMutablePointer<spindle_fiber_context>.allocate(capacity: 1)
     let stack: FiberStack
     init(entry: spindle_fiber_entry, arg: UnsafeMutableRawPointer?) throws {
@@ -26,6 +27,7 @@ final class TestFiber {
 
 @Suite(.serialized) struct FiberSwitchTests {
     @Test func resumeAndSuspendAlternate() throws {
+        // SAFETY: a word the C fiber body writes; freed by the defer after the fiber is done.
         let rounds = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
         defer { rounds.deallocate() }
         rounds.pointee = 5
@@ -42,6 +44,7 @@ final class TestFiber {
     }
 
     @Test func switchPreservesCalleeSavedRegistersAndFPControl() throws {
+        // SAFETY: a word the C fiber body writes; freed by the defer after the fiber is done.
         let rounds = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
         defer { rounds.deallocate() }
         rounds.pointee = 0
@@ -64,6 +67,7 @@ final class TestFiber {
     @Test func manyFibersInterleave() throws {
         // 100 fibers, resumed round-robin, each keeps its own stack and position.
         let n = 100, steps: Int32 = 20
+        // SAFETY: one word per fiber, read by the C bodies; freed by the defer at the end.
         let counts = UnsafeMutablePointer<Int32>.allocate(capacity: n)
         defer { counts.deallocate() }
         var fibers: [TestFiber] = []
