@@ -7,13 +7,14 @@
 // split the mapping: vm.max_map_count (65530 here) would otherwise cap us at ~32,700
 // guarded stacks, because an mprotect'ed guard splits one mapping into two. On older kernels
 // madvise fails with EINVAL and we fall back to mprotect(PROT_NONE).
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
+// SAFETY (@unchecked Sendable): a plain description of a mapping; whoever holds the
+// FiberStack owns the memory, and ownership moves with the value (pool → fiber → pool).
 struct FiberStack: @unchecked Sendable {
-    // SAFETY (@unchecked Sendable): a plain description of a mapping; whoever holds the
-    // FiberStack owns the memory, and ownership moves with the value (pool → fiber → pool).
 
     /// The whole mapping, guard page included.
     let mapping: UnsafeMutableRawPointer
@@ -28,11 +29,15 @@ struct FiberStack: @unchecked Sendable {
 
     enum GuardKind: Equatable { case madvise, mprotect }
 
-    /// How the last stack got its guard (the first allocation decides for the process).
-    nonisolated(unsafe) static var guardKind: GuardKind = .madvise
-    // SAFETY: a benign monotonic hint: written with .mprotect at most once per process, when
-    // madvise is refused; a racing reader that still sees .madvise just tries madvise once
-    // more and falls back the same way.
+    /// Set once madvise(MADV_GUARD_INSTALL) has been refused (kernel older than 6.13); from
+    /// then on guards are installed with mprotect. An atomic, since stacks are mapped from
+    /// any thread; a racing allocation that still sees false just tries madvise once more.
+    private static let madviseRefused = Atomic<Bool>(false)
+
+    /// How guard pages are being installed in this process.
+    static var guardKind: GuardKind {
+        madviseRefused.load(ordering: .relaxed) ? .mprotect : .madvise
+    }
 
     /// Maps a stack with `size` usable bytes (rounded up to pages) plus one guard page.
     static func allocate(size: Int) throws(SysError) -> FiberStack {
@@ -51,7 +56,7 @@ struct FiberStack: @unchecked Sendable {
                 munmap(p, total)
                 throw SysError(errno: e, call: "madvise")
             }
-            guardKind = .mprotect
+            madviseRefused.store(true, ordering: .relaxed)
         }
         if mprotect(p, pageSize, PROT_NONE) != 0 {
             let e = errno

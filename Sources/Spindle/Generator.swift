@@ -32,6 +32,7 @@ public struct Yielder<Element> {
     // across the suspension, and a +1 there would keep the generator alive forever.
     @usableFromInline let core: Unmanaged<Generator<Element>>
 
+    // SAFETY: only the generator creates Yielders, passing itself unretained (see `core`).
     @usableFromInline init(core: Unmanaged<Generator<Element>>) { self.core = core }
 
     /// Hands `value` to the consumer and pauses until it asks for the next one.
