@@ -1,6 +1,6 @@
 // Generator: a sequence whose body runs on its own stack (a fiber) on the consumer's
 // thread, so it can `yield` from anywhere inside plain synchronous code, however deeply
-// nested. UNSAFE FILE: fiber context, Unmanaged, unowned(unsafe).
+// nested. UNSAFE FILE: fiber context, unretained (Unmanaged) references.
 //
 // States: fresh (no stack yet) → running ⇄ suspended (parked in yield) → finished.
 // Only the consumer's `next()` resumes the fiber, and only the body's `yield` (or its end)
