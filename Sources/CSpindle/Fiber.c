@@ -87,7 +87,18 @@ void spindle_fiber_init(spindle_fiber_context *ctx, void *stack_base, size_t sta
 #endif
 }
 
+__thread spindle_fiber_context *spindle_tls_running_fiber = NULL;
+static __thread int thread_prepared = 0;
+
 void spindle_fiber_resume(spindle_fiber_context *ctx) {
+    if (__builtin_expect(!thread_prepared, 0)) {
+        // Once per thread: an alternate signal stack, so a stack overflow can be reported
+        // (Overflow.c). Failure only loses the nice message, so it is not fatal.
+        (void)spindle_prepare_thread_for_fibers();
+        thread_prepared = 1;
+    }
+    ctx->parent = spindle_tls_running_fiber;
+    spindle_tls_running_fiber = ctx;
     swift_task_enterThreadLocalContext((char *)ctx->exclusivity);
 #if SPINDLE_TSAN
     ctx->tsan_caller = __tsan_get_current_fiber();
@@ -102,6 +113,7 @@ void spindle_fiber_resume(spindle_fiber_context *ctx) {
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
     swift_task_exitThreadLocalContext((char *)ctx->exclusivity);
+    spindle_tls_running_fiber = ctx->parent;
 }
 
 void spindle_fiber_suspend(spindle_fiber_context *ctx) {
@@ -128,6 +140,16 @@ void spindle_fiber_exit(spindle_fiber_context *ctx) {
     void *dead;
     spindle_switch(&dead, ctx->caller_sp);
     __builtin_trap();
+}
+
+void spindle_fiber_describe(spindle_fiber_context *ctx, const char *name, size_t guard_size) {
+    ctx->guard_size = guard_size;
+    if (name) {
+        strncpy(ctx->name, name, sizeof ctx->name - 1);
+        ctx->name[sizeof ctx->name - 1] = 0;
+    } else {
+        ctx->name[0] = 0;
+    }
 }
 
 void spindle_fiber_destroy(spindle_fiber_context *ctx) {

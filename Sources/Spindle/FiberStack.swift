@@ -2,7 +2,9 @@
 //
 // Each stack is one private anonymous mapping, MAP_NORESERVE (pages are committed only when
 // touched: an idle fiber costs the pages its frames touched, typically one), with a guard
-// page at its low end so an overflow faults instead of overwriting the neighbour.
+// region at its low end so an overflow faults instead of overwriting the neighbour. The
+// guard is four pages, not one: it costs address space only, and a frame larger than a
+// page (a big local buffer) can step over a one-page guard into the stack mapped below.
 // The guard is installed with madvise(MADV_GUARD_INSTALL) (Linux 6.13+), which does not
 // split the mapping: vm.max_map_count (65530 here) would otherwise cap us at ~32,700
 // guarded stacks, because an mprotect'ed guard splits one mapping into two. On older kernels
@@ -19,11 +21,13 @@ struct FiberStack: @unchecked Sendable {
     /// The whole mapping, guard page included.
     let mapping: UnsafeMutableRawPointer
     let mappingSize: Int
-    /// Usable stack memory, above the guard page.
-    var base: UnsafeMutableRawPointer { mapping + FiberStack.pageSize }
-    var size: Int { mappingSize - FiberStack.pageSize }
+    /// Usable stack memory, above the guard.
+    var base: UnsafeMutableRawPointer { mapping + FiberStack.guardSize }
+    var size: Int { mappingSize - FiberStack.guardSize }
 
     static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+    /// Bytes of guard below every stack.
+    static let guardSize = 4 * pageSize
     /// Linux's MADV_GUARD_INSTALL; not in Debian 12's headers.
     static let madvGuardInstall: Int32 = 102
 
@@ -39,16 +43,16 @@ struct FiberStack: @unchecked Sendable {
         madviseRefused.load(ordering: .relaxed) ? .mprotect : .madvise
     }
 
-    /// Maps a stack with `size` usable bytes (rounded up to pages) plus one guard page.
+    /// Maps a stack with `size` usable bytes (rounded up to pages) plus the guard.
     static func allocate(size: Int) throws(SysError) -> FiberStack {
         let usable = (max(size, pageSize) + pageSize - 1) / pageSize * pageSize
-        let total = usable + pageSize
+        let total = usable + guardSize
         let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK
         guard let p = mmap(nil, total, PROT_READ | PROT_WRITE, flags, -1, 0), p != MAP_FAILED else {
             throw SysError(errno: errno, call: "mmap")
         }
         if guardKind == .madvise {
-            if madvise(p, pageSize, madvGuardInstall) == 0 {
+            if madvise(p, guardSize, madvGuardInstall) == 0 {
                 return FiberStack(mapping: p, mappingSize: total)
             }
             if errno != EINVAL {
@@ -58,7 +62,7 @@ struct FiberStack: @unchecked Sendable {
             }
             madviseRefused.store(true, ordering: .relaxed)
         }
-        if mprotect(p, pageSize, PROT_NONE) != 0 {
+        if mprotect(p, guardSize, PROT_NONE) != 0 {
             let e = errno
             munmap(p, total)
             throw SysError(errno: e, call: "mprotect")

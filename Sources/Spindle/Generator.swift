@@ -163,6 +163,7 @@ public final class Generator<Element>: Sequence, IteratorProtocol {
             // the box is owned by entryBox until deinit.
             spindle_fiber_init(context, stack!.base, stack!.size, fiberEntry,
                                Unmanaged.passUnretained(box).toOpaque())
+            spindle_fiber_describe(context, nil, FiberStack.guardSize)
         case .suspended:
             break
         }

@@ -1,25 +1,51 @@
-// Runnable: one word that names a unit of work in the run queues. UNSAFE FILE: bit casts.
+// Runnable: one word that names a unit of work in the run queues. UNSAFE FILE: bit casts
+// and unretained object pointers.
 //
 // The queues hold machine words so that a slot can be an `Atomic<UInt>` (stealers read
 // slots the owner may be writing next lap; atomics make that race-free for TSan and the
-// memory model). Today a runnable is a Swift job (an `UnownedJob`, a pointer to the
-// runtime's job object, at least 16-byte aligned). Bit 0 is reserved as a kind tag for the
-// fiber work item that the fibers module adds, so the worker loop can tell them apart
-// without a second queue.
+// memory model). The low two bits say what the rest of the word points to; every pointee
+// is at least 16-byte aligned (Swift jobs and Swift objects), so those bits are free:
+//   0  a Swift job (`UnownedJob`);
+//   1  a fiber (`FiberCore`, unretained: a live fiber keeps itself alive until it ends,
+//      and at most one word naming it is ever queued, see FiberCore's wake protocol);
+//   2  a wake-up (`Wakeup`, retained by the word: whoever takes the word out of a queue
+//      or the timer store owns that reference and must fire or release it).
 import CSpindle
 
 struct Runnable: Sendable, Equatable {
-    /// The tagged word. Bit 0 clear: a Swift job pointer.
+    /// The tagged word.
     let bits: UInt
 
-    static let kindMask: UInt = 1
+    static let kindMask: UInt = 3
+
+    enum Kind { case swiftJob, fiber, wakeup }
 
     init(bits: UInt) { self.bits = bits }
 
     init(_ job: UnownedJob) {
         // SAFETY: UnownedJob is a frozen single-pointer struct (Builtin.Job); its bit
-        // pattern is the job's address, which is 16-byte aligned, so bit 0 is free.
+        // pattern is the job's address, which is 16-byte aligned, so the tag bits are free.
         bits = unsafeBitCast(job, to: UInt.self)
+    }
+
+    init(fiber: FiberCore) {
+        // SAFETY: unretained (see the kind table above); Swift objects are 16-byte aligned.
+        bits = UInt(bitPattern: Unmanaged.passUnretained(fiber).toOpaque()) | 1
+    }
+
+    /// Takes a +1 reference to `wakeup`, owned by the word from now on.
+    init(retaining wakeup: Wakeup) {
+        // SAFETY: balanced by `takeWakeup()` exactly once (the word is consumed there).
+        bits = UInt(bitPattern: Unmanaged.passRetained(wakeup).toOpaque()) | 2
+    }
+
+    @inline(__always)
+    var kind: Kind {
+        switch bits & Runnable.kindMask {
+        case 0: return .swiftJob
+        case 1: return .fiber
+        default: return .wakeup
+        }
     }
 
     var isSwiftJob: Bool { bits & Runnable.kindMask == 0 }
@@ -29,4 +55,25 @@ struct Runnable: Sendable, Equatable {
         // stored; the job is still owned by the queue that handed us this word.
         unsafeBitCast(bits, to: UnownedJob.self)
     }
+
+    var fiber: FiberCore {
+        // SAFETY: kind == .fiber; the fiber is alive (it holds itself until it ends, and
+        // it cannot end while a word naming it is queued).
+        Unmanaged<FiberCore>.fromOpaque(UnsafeRawPointer(bitPattern: bits & ~Runnable.kindMask)!)
+            .takeUnretainedValue()
+    }
+
+    /// Consumes the word's reference to its wake-up.
+    func takeWakeup() -> Wakeup {
+        // SAFETY: kind == .wakeup; balances the retain of init(retaining:).
+        Unmanaged<Wakeup>.fromOpaque(UnsafeRawPointer(bitPattern: bits & ~Runnable.kindMask)!)
+            .takeRetainedValue()
+    }
+}
+
+/// Something to do when a timer fires, without running user code: it wakes a coroutine.
+class Wakeup: @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): subclasses hold only atomics and references to
+    // thread-safe objects.
+    func fire() {}
 }

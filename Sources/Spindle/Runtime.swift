@@ -54,6 +54,12 @@ public final class Runtime: @unchecked Sendable {
         /// Local run-queue capacity per worker (a power of two). Tests shrink it to reach
         /// overflow and wrap-around paths quickly.
         public var localQueueCapacity: Int
+        /// Usable stack bytes of a fiber that does not ask for a size (rounded up to pages,
+        /// at least 16 KiB). 64 KiB by default: several hundred ordinary Swift frames, and
+        /// untouched pages cost no memory (a parked fiber with a shallow body uses one
+        /// page); 1,000,000 such stacks take 68 GB of address space, well inside the 128 TB
+        /// a process has. A fiber that needs more asks for it in `spawnFiber(stackSize:)`.
+        public var fiberStackSize: Int
 
         public init(
             flavor: Flavor = .multiThread,
@@ -61,7 +67,8 @@ public final class Runtime: @unchecked Sendable {
             name: String = "spindle",
             blockingThreadLimit: Int = 512,
             blockingKeepAlive: Duration = .seconds(10),
-            localQueueCapacity: Int = 256
+            localQueueCapacity: Int = 256,
+            fiberStackSize: Int = 64 * 1024
         ) {
             self.flavor = flavor
             self.workerCount = workerCount
@@ -69,6 +76,7 @@ public final class Runtime: @unchecked Sendable {
             self.blockingThreadLimit = blockingThreadLimit
             self.blockingKeepAlive = blockingKeepAlive
             self.localQueueCapacity = localQueueCapacity
+            self.fiberStackSize = fiberStackSize
         }
     }
 
@@ -92,6 +100,10 @@ public final class Runtime: @unchecked Sendable {
     let immortal = Atomic<Bool>(false)
     /// Current-thread flavour: one driver at a time.
     private let driver = DriverLock()
+    /// Fibers spawned and not yet ended (Worker+Fibers.swift).
+    let liveFiberCount = Atomic<Int>(0)
+    /// The default fiber stack's usable size, rounded (Configuration.fiberStackSize).
+    let fiberStackSize: Int
 
     /// Creates and starts a runtime.
     public init(_ configuration: Configuration = Configuration()) throws(RuntimeError) {
@@ -111,8 +123,12 @@ public final class Runtime: @unchecked Sendable {
         guard config.blockingThreadLimit >= 1 else {
             throw .invalidConfiguration("blockingThreadLimit must be at least 1")
         }
+        guard config.fiberStackSize > 0, config.fiberStackSize <= 1 << 30 else {
+            throw .invalidConfiguration("fiberStackSize must be between 1 byte and 1 GiB, got \(config.fiberStackSize)")
+        }
         config.workerCount = n
         self.configuration = config
+        self.fiberStackSize = FiberStack.usableSize(for: config.fiberStackSize)
         self.idle = Idle(workerCount: n)
         self.blocking = BlockingPool(name: config.name, limit: config.blockingThreadLimit, keepAlive: config.blockingKeepAlive)
         workers = (0..<n).map { Worker(index: $0, runtime: self, queueCapacity: cap) }
@@ -230,6 +246,8 @@ public final class Runtime: @unchecked Sendable {
             spindleFatal("the runtime installed as Swift's global executor cannot be shut down")
         }
         _ = lifecycle.compareExchange(expected: Lifecycle.running.rawValue, desired: Lifecycle.draining.rawValue, ordering: .acquiringAndReleasing)
+        // Every worker must see the drain start, to cancel its fibers (Worker.park).
+        for w in workers { w.parker.unpark() }
         if let w = Worker.current, w.runtime === self { return false }
         switch configuration.flavor {
         case .multiThread:

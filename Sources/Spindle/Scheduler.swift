@@ -110,18 +110,17 @@ extension Runtime {
         return timers.anyDue(now: Sys.nowNanos())
     }
 
+    /// Runs a Swift job (fibers and wake-ups are run by Worker.execute).
     @inline(__always)
     func execute(_ r: Runnable) {
-        if r.isSwiftJob {
-            r.swiftJob.runSynchronously(on: asUnownedTaskExecutor())
-        } else {
-            spindleFatal("unknown runnable kind \(r.bits & Runnable.kindMask)")
-        }
+        r.swiftJob.runSynchronously(on: asUnownedTaskExecutor())
     }
 
-    /// Called by the last worker to park while draining: stop if nothing is left.
+    /// Called by the last worker to park while draining: stop if nothing is left. Live
+    /// fibers hold the drain open: they were cancelled when it began and are unwinding.
     func tryFinishDrain() {
         guard isDraining, idle.unparkedCount == 0 else { return }
+        guard liveFiberCount.load(ordering: .acquiring) == 0 else { return }
         guard inject.closeIfEmpty() else { return }
         stop()
     }
@@ -140,9 +139,20 @@ extension Runtime {
     /// After stop, a job has nowhere to run here: hand it to Swift's global concurrent
     /// executor (never to ourselves: the global runtime refuses to shut down).
     func forwardOrphan(_ r: Runnable, deadline: Int64? = nil) {
+        switch r.kind {
+        case .swiftJob: break
+        case .fiber:
+            // A fiber that never started: it ends with `shutDown` and never runs. (A
+            // started fiber is never in these queues; see Worker+Fibers.)
+            finishUnstartedFiber(r.fiber, error: RuntimeError.shutDown)
+            return
+        case .wakeup:
+            // Its fiber belongs to a stopped worker and cannot run any more.
+            _ = r.takeWakeup()
+            return
+        }
         orphanCount.add(1, ordering: .relaxed)
         keepAliveForForwardedJobs()
-        guard r.isSwiftJob else { spindleFatal("a non-job runnable outlived its runtime") }
         let fallback = globalConcurrentExecutor
         if (fallback as AnyObject) === self {
             spindleFatal("a job was enqueued on the global Spindle runtime after it stopped")

@@ -58,6 +58,17 @@ enum Sys {
     @inline(__always)
     static func nowNanos() -> Int64 { spindle_monotonic_ns() }
 
+    /// Blocks the calling thread until the monotonic clock reaches `deadline` (ns).
+    static func sleepThread(untilNanos deadline: Int64) {
+        var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        while true {
+            let r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil)
+            if r == EINTR { continue }
+            if r != 0 { spindleFatal("clock_nanosleep failed with errno \(r)") }
+            return
+        }
+    }
+
     // MARK: futex
 
     /// Sleeps while `*word == expected`, at most `timeoutNanos` (< 0: forever). Spurious

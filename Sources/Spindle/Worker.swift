@@ -26,7 +26,11 @@
 // the lock hand-off orders those accesses). Other threads only touch `queue` (steal),
 // `runNextSlot` (steal, by atomic compare-exchange) and `parker` (unpark).
 import CSpindle
+import DequeModule
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Scheduler constants, each with its reason. Collected here so they are easy to find.
 enum Tuning {
@@ -70,12 +74,30 @@ final class Worker: @unchecked Sendable {
     var isSearching = false
     private var rng: UInt64
 
+    // Fibers (Worker+Fibers.swift). Owner only, except the remote list and its count.
+    /// Started fibers of this worker that are ready to resume, queued from this thread.
+    var readyFibers = Deque<Runnable>()
+    /// Started fibers of this worker made ready by other threads. guarded by its lock.
+    let remoteFibers = Lock(Deque<Runnable>())
+    /// The remote list's length, written under its lock; a hint for the owner.
+    let remoteFiberCount = Atomic<Int>(0)
+    /// Default-size stacks ready for reuse.
+    var stackPool: [FiberStack] = []
+    /// Fibers started here and not finished (a doubly linked list through the fibers).
+    /// SAFETY: unowned(unsafe): listed fibers are alive (unlisted before they end).
+    unowned(unsafe) var liveFibers: FiberCore?
+    var fibersCancelledForDrain = false
+    /// Current-thread flavour: the thread that started the first fiber (fibers must stay on it).
+    var fiberThread: pthread_t?
+
     init(index: Int, runtime: Runtime, queueCapacity: Int) {
         self.index = index
         self.runtime = runtime
         self.queue = LocalQueue(capacity: queueCapacity)
         self.rng = 0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)
     }
+
+    deinit { releaseStackPool() }
 
     /// The worker whose loop runs on this thread, if any (any runtime).
     @inline(__always)
@@ -160,15 +182,29 @@ final class Worker: @unchecked Sendable {
             if runtime.idle.transitionFromSearching() { runtime.notifyParked() }
         }
         progress.store(tick, ordering: .relaxed)
-        runtime.execute(r)
+        switch r.kind {
+        case .swiftJob: runtime.execute(r)
+        case .fiber: runFiber(r.fiber)
+        case .wakeup: r.takeWakeup().fire()
+        }
     }
 
+    /// One pick per tick. Ready fibers and jobs alternate (even ticks look at fibers
+    /// first, odd ticks at jobs first), so when both kinds are ready each gets at least
+    /// every other tick.
     private func nextTask() -> Runnable? {
         tick &+= 1
         if tick % Tuning.globalQueueInterval == 0 {
+            if runtime.isDraining && !fibersCancelledForDrain { cancelLiveFibersForShutdown() }
             _ = fireTimers(now: Sys.nowNanos())
             if let r = runtime.inject.pop() { return r }
         }
+        if tick & 1 == 0, let f = popReadyFiber() { return f }
+        if let r = nextJob() { return r }
+        return popReadyFiber()
+    }
+
+    private func nextJob() -> Runnable? {
         if inSpawnBurst, let r = runtime.inject.pop() { return r }
         if let r = takeRunNext() {
             if runNextStreak < Tuning.maxRunNextStreak {
@@ -200,9 +236,12 @@ final class Worker: @unchecked Sendable {
         return first
     }
 
-    /// Moves due timers' jobs into the local queue. Returns how many fired.
+    /// Fires due wake-ups at once (they only queue a resume) and moves due jobs into the
+    /// local queue. Returns how many fired.
     private func fireTimers(now: Int64) -> Int {
-        runtime.timers.fireDue(now: now) { r in scheduleBack(r) }
+        runtime.timers.fireDue(now: now) { r in
+            if r.kind == .wakeup { r.takeWakeup().fire() } else { scheduleBack(r) }
+        }
     }
 
     /// Steals from other workers and the inject queue for a few brief rounds.
@@ -252,6 +291,11 @@ final class Worker: @unchecked Sendable {
     }
 
     private func park(deadline: Int64?, done: () -> Bool) {
+        if runtime.isDraining && !fibersCancelledForDrain {
+            // Shutdown began: fibers are cancelled so they unwind (Runtime.shutdown).
+            cancelLiveFibersForShutdown()
+            if hasReadyFibers { return }
+        }
         let idle = runtime.idle
         let (wasLastSearcher, unparkedAfter) = idle.transitionToParked(index, isSearching: isSearching)
         isSearching = false
@@ -274,7 +318,8 @@ final class Worker: @unchecked Sendable {
                 return
             }
             let timedOut = deadline.map { Sys.nowNanos() >= $0 } ?? false
-            if fired > 0 || !queue.isEmpty || runNextSlot.load(ordering: .relaxed) != 0 || !runtime.inject.isEmpty || done() || timedOut {
+            if fired > 0 || !queue.isEmpty || runNextSlot.load(ordering: .relaxed) != 0 || !runtime.inject.isEmpty
+                || hasReadyFibers || (runtime.isDraining && !fibersCancelledForDrain) || done() || timedOut {
                 // Woke for our own reasons: leave the parked list ourselves, unless a
                 // notifier did it meanwhile (then we count as searching).
                 if !idle.unparkSelf(index) { isSearching = true }

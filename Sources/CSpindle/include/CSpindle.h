@@ -70,8 +70,6 @@ static inline void spindle_cpu_relax(void) {
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield" ::: "memory");
-#include "CSpindleFiber.h"
-
 #endif
 }
 

@@ -38,7 +38,26 @@ typedef struct spindle_fiber_context {
     void *_Nullable asan_fake_stack;
     const void *_Nullable asan_caller_bottom;
     size_t asan_caller_size;
+    /// Whoever runs this fiber (Spindle's fiber object, unretained), or NULL (generators).
+    void *_Nullable owner;
+    /// The context that was running on this thread when this one was resumed (nesting).
+    struct spindle_fiber_context *_Nullable parent;
+    /// Bytes of guard below stack_base; a fault there is reported as an overflow.
+    size_t guard_size;
+    /// Shown in the overflow message; NUL-terminated, may be empty.
+    char name[32];
 } spindle_fiber_context;
+
+/// The fiber context running on this thread right now (innermost), or NULL on a thread's
+/// own stack. Maintained by spindle_fiber_resume.
+extern __thread spindle_fiber_context *_Nullable spindle_tls_running_fiber;
+static inline spindle_fiber_context *_Nullable spindle_running_fiber(void) { return spindle_tls_running_fiber; }
+
+/// Makes stack overflows in fibers on this thread reportable: installs (once per process)
+/// a SIGSEGV/SIGBUS handler that names the fiber whose guard was hit, and (once per thread)
+/// an alternate signal stack for it to run on. spindle_fiber_resume calls it; exposed for
+/// tests. Returns 0, or -errno if the alternate stack could not be set up.
+int spindle_prepare_thread_for_fibers(void);
 
 /// Prepares `ctx` to run entry(arg) on the given stack the first time it is resumed.
 /// `stack_base` is the lowest usable address (above any guard page); the stack grows down
@@ -58,6 +77,9 @@ void spindle_fiber_suspend(spindle_fiber_context *_Nonnull ctx);
 /// Called on the fiber's own stack for the last time: switches back to the caller and never
 /// returns. The context may be reused (spindle_fiber_init) or freed afterwards.
 void spindle_fiber_exit(spindle_fiber_context *_Nonnull ctx) __attribute__((noreturn));
+
+/// Sets the name shown in the overflow message (truncated to 31 bytes) and the guard size.
+void spindle_fiber_describe(spindle_fiber_context *_Nonnull ctx, const char *_Nullable name, size_t guard_size);
 
 /// Releases sanitizer state of a fiber that will not run again.
 void spindle_fiber_destroy(spindle_fiber_context *_Nonnull ctx);

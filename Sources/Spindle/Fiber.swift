@@ -1,0 +1,295 @@
+// Fiber: the public API of stackful coroutines on a runtime's workers. The machinery is in
+// FiberCore.swift (state, parking protocol) and Worker+Fibers.swift (running them).
+//
+// A fiber runs a plain synchronous closure on its own stack and can block (yield, sleep,
+// join another fiber, wait for async work) anywhere in its call tree without blocking the
+// worker thread: the blocking call parks the fiber and the worker runs something else.
+// Each blocking call also works outside a fiber, on a plain thread, by blocking that
+// thread, so the same code runs in both worlds.
+import CSpindle
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Errors of the fiber API that a user can cause.
+public enum FiberError: Error, Equatable, CustomStringConvertible {
+    /// No stack could be mapped for the fiber (out of memory or of memory mappings).
+    case stackUnavailable(SysError)
+    /// A blocking fiber call that would block a Spindle worker thread, outside any fiber
+    /// (from a task): the worker could be the one the awaited work needs.
+    case blockingOnWorker(String)
+    /// `Fiber.spawn` was called with no runtime at hand (not on a worker, no global runtime).
+    case noRuntime
+
+    public var description: String {
+        switch self {
+        case .stackUnavailable(let e):
+            return "Spindle could not map a fiber stack: \(e)"
+        case .blockingOnWorker(let call):
+            return "\(call) would block a Spindle worker thread (called from a task, not a fiber); await instead"
+        case .noRuntime:
+            return "Fiber.spawn needs a runtime: call it on a Spindle worker, after Runtime.main, or use runtime.spawnFiber"
+        }
+    }
+}
+
+/// A handle to a fiber: join it, await it, cancel it. Dropping the handle does not cancel
+/// the fiber (like a `Task`).
+public struct FiberHandle<Value: Sendable>: Sendable, Hashable {
+    let core: FiberTask<Value>
+
+    /// The name given at spawn, if any.
+    public var name: String? { core.name }
+
+    /// True once the fiber's body has returned or thrown.
+    public var isFinished: Bool { core.isFinished }
+
+    /// True once ``cancel()`` was called (or the runtime began shutting down while it ran).
+    public var isCancelled: Bool { core.isCancelled }
+
+    /// Asks the fiber to stop: its blocking calls (current and future) throw
+    /// `CancellationError`, so its body unwinds and releases what it holds. Any thread.
+    public func cancel() { core.cancel() }
+
+    /// Waits for the fiber to finish and returns its value or rethrows its error.
+    ///
+    /// From a fiber this parks the calling fiber (its worker runs other work meanwhile); on
+    /// a plain thread it blocks the thread.
+    /// - Throws: the fiber's error; `CancellationError` if the *calling* fiber is cancelled
+    ///   while waiting; ``FiberError/blockingOnWorker(_:)`` when called from a task on a
+    ///   Spindle worker (use ``value`` there).
+    public func join() throws -> Value {
+        if core.isFinished { return try core.finishedResult().get() }
+        if let me = Fiber.currentCore {
+            if me === core { spindleFatal("a fiber cannot join itself") }
+            let waiter = JoinWaiter(fiber: me)
+            guard core.addJoiner(waiter) else { return try core.finishedResult().get() }
+            while !core.isFinished {
+                if me.isCancelled { throw CancellationError() }
+                me.park(unless: { core.isFinished })
+            }
+            return try core.finishedResult().get()
+        }
+        if Worker.current != nil { throw FiberError.blockingOnWorker("FiberHandle.join()") }
+        let parker = Parker()
+        if core.addJoiner(JoinWaiter(parker: parker)) {
+            while !core.isFinished { parker.park() }
+        }
+        return try core.finishedResult().get()
+    }
+
+    /// The fiber's value, awaited from async code without blocking a thread. Cancelling
+    /// the awaiting task does not cancel the fiber (as with `Task.value`); call ``cancel()``.
+    public var value: Value {
+        get async throws {
+            if !core.isFinished {
+                let core = self.core
+                await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                    if !core.addJoiner(JoinWaiter(continuation: c)) { c.resume() }
+                }
+            }
+            return try core.finishedResult().get()
+        }
+    }
+
+    /// The result, if the fiber has finished.
+    public var result: Result<Value, any Error>? {
+        core.isFinished ? core.finishedResult() : nil
+    }
+
+    public static func == (a: FiberHandle, b: FiberHandle) -> Bool { a.core === b.core }
+    public func hash(into h: inout Hasher) { h.combine(ObjectIdentifier(core)) }
+}
+
+extension Runtime {
+    /// Starts a fiber running `body` on one of this runtime's workers and returns its
+    /// handle. Callable from anywhere: a fiber, a task, a plain thread.
+    ///
+    /// The fiber starts on whichever worker picks it up first and stays on that worker
+    /// for its whole life.
+    /// - Parameters:
+    ///   - name: shown in the stack-overflow message.
+    ///   - stackSize: usable stack bytes (default ``Configuration/fiberStackSize``),
+    ///     rounded up to pages, at least 16 KiB. Overflowing it ends the process with a
+    ///     message naming the fiber.
+    /// - Returns: a handle; if the runtime has shut down the fiber never runs and the
+    ///   handle's result is ``RuntimeError/shutDown``.
+    @discardableResult
+    public func spawnFiber<T: Sendable>(
+        name: String? = nil, stackSize: Int? = nil, _ body: @escaping @Sendable () throws -> T
+    ) -> FiberHandle<T> {
+        let core = FiberTask<T>(name: name, stackSize: stackSize, body: body)
+        core.runtimeRef = self
+        liveFiberCount.add(1, ordering: .relaxed)
+        // SAFETY: the fiber holds itself until it ends (released in fiberEnded), so the
+        // unretained words naming it in the queues are always valid.
+        _ = Unmanaged.passRetained(core)
+        if isStopped {
+            finishUnstartedFiber(core, error: RuntimeError.shutDown)
+        } else {
+            schedule(Runnable(fiber: core))
+        }
+        return FiberHandle(core: core)
+    }
+
+    /// Ends a fiber that will never run, with `error`.
+    func finishUnstartedFiber(_ fiber: FiberCore, error: any Error) {
+        fiber.finishWithoutRunning(error)
+        fiber.closeJoiners()
+        fiberEnded(fiber)
+    }
+
+    /// The fiber is over: drop its hold on the runtime and on itself.
+    func fiberEnded(_ fiber: FiberCore) {
+        fiber.runtimeRef = nil
+        liveFiberCount.subtract(1, ordering: .acquiringAndReleasing)
+        // SAFETY: balances the retain taken in spawnFiber; nothing queued names it now.
+        Unmanaged.passUnretained(fiber).release()
+    }
+}
+
+/// What a fiber (or a thread, in the same code) can do: the blocking calls.
+public enum Fiber {
+    /// The fiber running on this thread, if the current code runs in one of a runtime's
+    /// fibers (a generator's body is not one).
+    static var currentCore: FiberCore? {
+        guard let ctx = spindle_running_fiber(), let owner = ctx.pointee.owner else { return nil }
+        // SAFETY: `owner` is the FiberCore that runs on this context, alive while it runs.
+        return Unmanaged<FiberCore>.fromOpaque(owner).takeUnretainedValue()
+    }
+
+    /// True when called from inside a fiber.
+    public static var isInFiber: Bool { currentCore != nil }
+
+    /// True when the current fiber has been cancelled (false outside fibers).
+    public static var isCancelled: Bool { currentCore?.isCancelled ?? false }
+
+    /// Throws `CancellationError` if the current fiber has been cancelled.
+    public static func checkCancellation() throws {
+        if isCancelled { throw CancellationError() }
+    }
+
+    /// Spawns a fiber on the current runtime: the one whose worker runs this code, else
+    /// the global runtime (``Runtime/main(configuration:_:)``).
+    @discardableResult
+    public static func spawn<T: Sendable>(
+        name: String? = nil, stackSize: Int? = nil, _ body: @escaping @Sendable () throws -> T
+    ) throws -> FiberHandle<T> {
+        guard let runtime = Runtime.current ?? Runtime.global else { throw FiberError.noRuntime }
+        return runtime.spawnFiber(name: name, stackSize: stackSize, body)
+    }
+
+    /// Lets the worker run other ready fibers and tasks, then continues. Outside a fiber it
+    /// yields the thread (`sched_yield`).
+    /// - Throws: `CancellationError` if the fiber is cancelled.
+    public static func yield() throws {
+        guard let me = currentCore else {
+            sched_yield()
+            return
+        }
+        if me.isCancelled { throw CancellationError() }
+        me.yieldNow()
+        if me.isCancelled { throw CancellationError() }
+    }
+
+    /// Parks the fiber for `duration` on the runtime's timers (outside a fiber: sleeps the
+    /// thread).
+    /// - Throws: `CancellationError` if the fiber is cancelled (at once, not at the deadline).
+    public static func sleep(for duration: Duration) throws {
+        try sleep(untilNanos: Sys.nowNanos() &+ duration.nanosecondsClamped)
+    }
+
+    /// Parks the fiber until `deadline` (outside a fiber: sleeps the thread).
+    /// - Throws: `CancellationError` if the fiber is cancelled.
+    public static func sleep(until deadline: ContinuousClock.Instant) throws {
+        let now = ContinuousClock.now
+        let left = deadline > now ? (deadline - now).nanosecondsClamped : 0
+        try sleep(untilNanos: Sys.nowNanos() &+ left)
+    }
+
+    static func sleep(untilNanos deadline: Int64) throws {
+        guard let me = currentCore, let runtime = me.home?.runtime else {
+            Sys.sleepThread(untilNanos: deadline)
+            return
+        }
+        if me.isCancelled { throw CancellationError() }
+        let alarm = SleepWakeup(fiber: me)
+        runtime.schedule(Runnable(retaining: alarm), at: deadline)
+        while !alarm.hasFired {
+            if me.isCancelled { throw CancellationError() }
+            me.park(unless: { alarm.hasFired })
+        }
+    }
+
+    /// Runs `operation` as a task on the fiber's runtime and parks the fiber (not the
+    /// worker) until it finishes, returning its value or rethrowing its error. Outside a
+    /// fiber, on a plain thread, it blocks the thread instead.
+    ///
+    /// If the fiber is cancelled meanwhile, the task is cancelled and still awaited (so
+    /// nothing it uses outlives the call); its outcome is returned as usual, which for
+    /// cancellation-aware work is a `CancellationError`.
+    /// - Throws: the operation's error; ``FiberError/blockingOnWorker(_:)`` from a task
+    ///   on a Spindle worker. On a plain thread the task runs on the global Spindle runtime
+    ///   if one is installed, else on Swift's default executor.
+    public static func wait<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) throws -> T {
+        if let me = currentCore, let runtime = me.home?.runtime {
+            if me.isCancelled { throw CancellationError() }
+            let box = AsyncOutcome<T>(fiber: me)
+            let task = Task(executorPreference: runtime) {
+                let outcome: Result<T, any Error>
+                do { outcome = .success(try await operation()) } catch { outcome = .failure(error) }
+                box.finish(outcome)
+            }
+            var cancelledTask = false
+            while !box.isDone {
+                if me.isCancelled && !cancelledTask {
+                    task.cancel()
+                    cancelledTask = true
+                }
+                // Once the task is cancelled, only its end matters: the park must not
+                // return at once just because the fiber is cancelled.
+                me.park(unless: { box.isDone }, cancellable: !cancelledTask)
+            }
+            return try box.take().get()
+        }
+        if Worker.current != nil { throw FiberError.blockingOnWorker("Fiber.wait") }
+        let completion = Completion<T>()
+        let runtime = Runtime.global
+        Task(executorPreference: runtime) {
+            do { completion.finish(.success(try await operation())) } catch { completion.finish(.failure(error)) }
+        }
+        completion.signal.wait()
+        return try completion.take()
+    }
+}
+
+/// Fires a sleeping fiber's alarm.
+final class SleepWakeup: Wakeup, @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): an atomic flag and a reference to a thread-safe fiber.
+    let fiber: FiberCore
+    private let fired = Atomic<Bool>(false)
+    init(fiber: FiberCore) { self.fiber = fiber }
+    var hasFired: Bool { fired.load(ordering: .sequentiallyConsistent) }
+    override func fire() {
+        fired.store(true, ordering: .sequentiallyConsistent)
+        fiber.wakeIfParked()
+    }
+}
+
+/// The outcome of the task started by `Fiber.wait`, and the fiber to wake with it.
+final class AsyncOutcome<T: Sendable>: @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): `value` is written once before `done` is set
+    // (sequentially consistent) and read only after seeing `done`.
+    private let fiber: FiberCore
+    private var value: Result<T, any Error>?
+    private let done = Atomic<Bool>(false)
+    init(fiber: FiberCore) { self.fiber = fiber }
+    var isDone: Bool { done.load(ordering: .sequentiallyConsistent) }
+    func finish(_ r: Result<T, any Error>) {
+        value = r
+        done.store(true, ordering: .sequentiallyConsistent)
+        fiber.wakeIfParked()
+    }
+    func take() -> Result<T, any Error> { value! }
+}

@@ -1,0 +1,207 @@
+// Worker+Fibers: the worker's side of fibers: starting, resuming and finishing them, the
+// per-worker ready lists, the stack pool, the live list. UNSAFE FILE: raw context
+// pointers on fiber stacks, Unmanaged references, the C fiber entry point.
+//
+// A fiber is resumed only here, from the worker loop (`execute`), never from inside a
+// Swift job: fiber code never sees a stranger's task, task-locals or cancellation.
+//
+// Queues: a fiber that has not started travels in the ordinary run queues and may be
+// stolen (so a burst of spawns spreads over the workers). Once started, its resumes go to
+// its home worker only: `readyFibers` when queued from the home thread (owner-only, no
+// lock), `remoteFibers` from other threads (a lock, then a nudge of the home's parker).
+// The loop alternates between ready fibers and jobs (Worker.nextTask), so neither kind
+// can starve the other.
+//
+// Stack memory: the context lives in the top bytes of the fiber's own stack, so a started
+// fiber costs no allocation besides the stack, which comes from a per-worker pool of
+// default-size stacks (owner-only, no lock). Pooled stacks keep the pages they touched
+// (giving them back would cost a syscall per fiber); the pool's bound caps that memory.
+import CSpindle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Tuning {
+    /// Default-size stacks each worker keeps for reuse. 128 × 64 KiB = 8 MiB of address
+    /// space per worker; resident memory is what those stacks' fibers touched.
+    static let fiberStackPoolLimit = 128
+}
+
+/// Bytes reserved at the top of every fiber stack for its context (cache-line rounded).
+let fiberContextReserve = (MemoryLayout<spindle_fiber_context>.size + 63) & ~63
+
+extension Worker {
+    // MARK: queues
+
+    /// Any thread but the home one: queue a started fiber's resume here.
+    func pushRemoteFiber(_ r: Runnable) {
+        remoteFibers.withLock { q in
+            q.append(r)
+            remoteFiberCount.store(q.count, ordering: .releasing)
+        }
+        parker.unpark()
+    }
+
+    /// Owner: the next ready fiber, taking in the remote list when the local one is empty.
+    @inline(__always)
+    func popReadyFiber() -> Runnable? {
+        if let r = readyFibers.popFirst() { return r }
+        if remoteFiberCount.load(ordering: .acquiring) == 0 { return nil }
+        remoteFibers.withLock { q in
+            readyFibers.append(contentsOf: q)
+            q.removeAll(keepingCapacity: true)
+            remoteFiberCount.store(0, ordering: .releasing)
+        }
+        return readyFibers.popFirst()
+    }
+
+    var hasReadyFibers: Bool {
+        !readyFibers.isEmpty || remoteFiberCount.load(ordering: .acquiring) != 0
+    }
+
+    // MARK: running
+
+    /// Owner: runs `fiber` until it suspends or ends.
+    func runFiber(_ fiber: FiberCore) {
+        if fiber.context == nil {
+            guard startFiber(fiber) else { return }
+        } else if fiber.home !== self {
+            spindleFatal("a started fiber was queued on a worker other than its own")
+        }
+        if runtime.configuration.flavor == .currentThread {
+            checkFiberThread()
+        }
+        // SAFETY: context is set (started and not finished); the fiber is suspended, so
+        // resuming it is the one legal move.
+        spindle_fiber_resume(fiber.context!)
+        if fiber.bodyDone { finishFiber(fiber) }
+    }
+
+    /// Owner: gives `fiber` a stack and a context and makes this worker its home.
+    private func startFiber(_ fiber: FiberCore) -> Bool {
+        let stack: FiberStack
+        do {
+            stack = try takeStack(size: fiber.stackSize)
+        } catch {
+            runtime.finishUnstartedFiber(fiber, error: FiberError.stackUnavailable(error))
+            return false
+        }
+        let usable = stack.size - fiberContextReserve
+        // SAFETY: the top `fiberContextReserve` bytes of the stack hold the context for as
+        // long as this fiber owns the stack; the fiber's frames live below `usable`.
+        let ctx = (stack.base + usable).bindMemory(to: spindle_fiber_context.self, capacity: 1)
+        // SAFETY: the fiber is alive until it finishes (self-retain from spawn); the entry
+        // point reaches it unretained.
+        spindle_fiber_init(ctx, stack.base, usable, fiberEntryPoint, Unmanaged.passUnretained(fiber).toOpaque())
+        if let name = fiber.name {
+            spindle_fiber_describe(ctx, name, FiberStack.guardSize)
+        } else {
+            spindle_fiber_describe(ctx, nil, FiberStack.guardSize)
+        }
+        ctx.pointee.owner = Unmanaged.passUnretained(fiber).toOpaque()
+        fiber.home = self
+        fiber.context = ctx
+        fiber.stack = stack
+        addLive(fiber)
+        if runtime.isDraining { fiber.cancelled.store(true, ordering: .sequentiallyConsistent) }
+        return true
+    }
+
+    /// Owner: the body returned; recycle the stack and tell the joiners.
+    private func finishFiber(_ fiber: FiberCore) {
+        removeLive(fiber)
+        let stack = fiber.stack!
+        let ctx = fiber.context!
+        fiber.context = nil
+        fiber.stack = nil
+        recycle(stack, context: ctx)
+        fiber.closeJoiners()
+        runtime.fiberEnded(fiber)
+    }
+
+    private func checkFiberThread() {
+        let me = pthread_self()
+        if let t = fiberThread {
+            if pthread_equal(t, me) == 0 {
+                spindleFatal("fibers of a current-thread runtime must be driven (run/shutdown) from the thread that started them")
+            }
+        } else {
+            fiberThread = me
+        }
+    }
+
+    // MARK: stacks
+
+    var defaultFiberStackSize: Int { runtime.fiberStackSize }
+
+    private func takeStack(size: Int?) throws(SysError) -> FiberStack {
+        let wanted = FiberStack.usableSize(for: size ?? defaultFiberStackSize)
+        if wanted == defaultFiberStackSize, let s = stackPool.popLast() { return s }
+        return try FiberStack.allocate(size: wanted)
+    }
+
+    private func recycle(_ stack: FiberStack, context: UnsafeMutablePointer<spindle_fiber_context>) {
+        if stack.size == defaultFiberStackSize && stackPool.count < Tuning.fiberStackPoolLimit {
+            // The context stays where it is: the next fiber on this stack re-initializes it
+            // (keeping the sanitizer's fiber object, see spindle_fiber_init).
+            stackPool.append(stack)
+            return
+        }
+        spindle_fiber_destroy(context)
+        stack.release()
+    }
+
+    /// Unmaps every pooled stack (the worker is going away).
+    func releaseStackPool() {
+        for s in stackPool {
+            // SAFETY: a pooled stack's context area was initialized by the fiber that used it.
+            let ctx = (s.base + (s.size - fiberContextReserve)).assumingMemoryBound(to: spindle_fiber_context.self)
+            spindle_fiber_destroy(ctx)
+            s.release()
+        }
+        stackPool.removeAll()
+    }
+
+    // MARK: the live list
+
+    private func addLive(_ f: FiberCore) {
+        f.previousLive = nil
+        f.nextLive = liveFibers
+        liveFibers?.previousLive = f
+        liveFibers = f
+    }
+
+    private func removeLive(_ f: FiberCore) {
+        if let p = f.previousLive { p.nextLive = f.nextLive } else { liveFibers = f.nextLive }
+        f.nextLive?.previousLive = f.previousLive
+        f.previousLive = nil
+        f.nextLive = nil
+    }
+
+    /// Owner, once the runtime drains: every fiber started here is cancelled, so its
+    /// blocking calls throw and its body unwinds.
+    func cancelLiveFibersForShutdown() {
+        fibersCancelledForDrain = true
+        var f = liveFibers
+        while let cur = f {
+            f = cur.nextLive
+            cur.cancel()
+        }
+    }
+}
+
+extension FiberStack {
+    /// The usable size a request turns into: at least 16 KiB (the fiber's own frames and
+    /// context need a few), rounded up to whole pages.
+    static func usableSize(for requested: Int) -> Int {
+        let s = max(requested, 16 * 1024)
+        return (s + pageSize - 1) / pageSize * pageSize
+    }
+}
+
+/// The C entry of every runtime fiber: runs the body, then returns, which ends the fiber
+/// with all its Swift frames unwound.
+private let fiberEntryPoint: @convention(c) (UnsafeMutableRawPointer?) -> Void = { raw in
+    // SAFETY: raw is the fiber's FiberCore, alive until it finishes (self-retain).
+    Unmanaged<FiberCore>.fromOpaque(raw!)._withUnsafeGuaranteedRef { $0.runBody() }
+}
