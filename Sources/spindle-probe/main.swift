@@ -7,6 +7,12 @@ import Spindle
 import CSpindle
 import Glibc
 
+/// Recurses until the stack runs out.
+@inline(never) nonisolated func overflowingRecursion(_ n: Int) -> Int {
+    var pad = (n, n, n, n)
+    return withUnsafeMutableBytes(of: &pad) { b in Int(b[0]) + overflowingRecursion(n + 1) }
+}
+
 let scenario = CommandLine.arguments.dropFirst().first ?? ""
 
 func check(_ name: String, _ ok: Bool) {
@@ -80,6 +86,34 @@ case "shutdown-global":
         Runtime.global!.shutdown()
         return 0
     }
+
+case "fiber-overflow":
+    // Unbounded recursion on a small named fiber stack: must end with the overflow message.
+    let rt = try Runtime(flavor: .multiThread, workers: 2)
+    let f = rt.spawnFiber(name: "deep-recursion", stackSize: 32 * 1024) { overflowingRecursion(0) }
+    _ = try? f.join()
+    print("survived")
+
+case "generator-overflow":
+    @inline(never) func recurse(_ n: Int, _ y: Yielder<Int>) throws -> Int {
+        var pad = (n, n, n, n)
+        return try withUnsafeMutableBytes(of: &pad) { b in Int(b[0]) + (try recurse(n + 1, y)) }
+    }
+    let g = Generator<Int>(stackSize: 32 * 1024) { y in _ = try recurse(0, y) }
+    _ = g.next()
+    print("survived")
+
+case "global-fibers":
+    let value = try Runtime.main { () async throws -> Int in
+        let f = try Fiber.spawn { () throws -> Bool in
+            try Fiber.sleep(for: .milliseconds(5))
+            return onGlobalWorker() && Fiber.isInFiber
+        }
+        check("fiber-on-global-runtime", try await f.value)
+        return 1
+    }
+    check("main-returns-value", value == 1)
+    print("done")
 
 default:
     print("unknown scenario \(scenario)")

@@ -5,6 +5,8 @@ import Testing
 
 struct ProbeResult {
     let status: Int32
+    /// True when the probe was ended by a signal (status is then the signal number).
+    let signalled: Bool
     let stdout: String
     let stderr: String
 
@@ -36,7 +38,7 @@ func runProbe(_ scenario: String) throws -> ProbeResult {
     let o = out.fileHandleForReading.readDataToEndOfFile()
     let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    return ProbeResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    return ProbeResult(status: p.terminationStatus, signalled: p.terminationReason == .uncaughtSignal, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
 }
 
 @Suite struct GlobalInstallTests {
@@ -60,6 +62,26 @@ func runProbe(_ scenario: String) throws -> ProbeResult {
         let r = try runProbe("global-throws")
         #expect(r.status == 0)
         #expect(r.check("main-rethrows") == true)
+    }
+
+    @Test func fibersRunOnTheGlobalRuntime() throws {
+        let r = try runProbe("global-fibers")
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.check("fiber-on-global-runtime") == true, "\(r.stdout)")
+        #expect(r.check("main-returns-value") == true)
+    }
+
+    @Test func fiberStackOverflowEndsWithAMessageNamingTheFiber() throws {
+        let r = try runProbe("fiber-overflow")
+        #expect(r.signalled && r.status == SIGSEGV, "status \(r.status), stderr: \(r.stderr)")
+        #expect(!r.stdout.contains("survived"))
+        #expect(r.stderr.contains("Spindle fatal: stack overflow in fiber 'deep-recursion': its stack is 32"), "\(r.stderr)")
+    }
+
+    @Test func generatorStackOverflowEndsWithAMessage() throws {
+        let r = try runProbe("generator-overflow")
+        #expect(r.signalled && r.status == SIGSEGV, "status \(r.status), stderr: \(r.stderr)")
+        #expect(r.stderr.contains("Spindle fatal: stack overflow in generator: its stack is 32"), "\(r.stderr)")
     }
 
     @Test func shuttingDownTheGlobalRuntimeStopsWithAClearMessage() throws {
