@@ -23,10 +23,13 @@ let package = Package(
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
+        // C loops for the benchmarks (bare context switch, thread ping-pong).
+        .target(name: "CSpindleBench", dependencies: ["CSpindle"]),
         .executableTarget(
             name: "spindle",
             dependencies: [
                 "Spindle",
+                "CSpindleBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -110,9 +110,24 @@ case "global-fibers":
             return onGlobalWorker() && Fiber.isInFiber
         }
         check("fiber-on-global-runtime", try await f.value)
+        // Fiber.wait from a plain thread runs its task on the global runtime.
+        let onPlainThread = try await Runtime.global!.spawnBlocking {
+            try Fiber.wait { onGlobalWorker() }
+        }
+        check("wait-from-plain-thread", onPlainThread)
         return 1
     }
     check("main-returns-value", value == 1)
+    print("done")
+
+case "plain-thread-wait":
+    // No Spindle installed: Fiber.wait on a plain thread runs its task on Swift's default
+    // executor and blocks the thread until it finishes.
+    let v = try Fiber.wait { () async throws -> Int in
+        try await Task.sleep(for: .milliseconds(5))
+        return Runtime.current == nil ? 7 : -1
+    }
+    check("wait-on-default-executor", v == 7)
     print("done")
 
 default:

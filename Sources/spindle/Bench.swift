@@ -20,8 +20,10 @@ struct Row {
 /// - `spindle-1worker`: like `spindle`, with one worker.
 /// - `swift-default`: Swift's own default executor (Dispatch), no Spindle.
 /// - `swift-iterator`: plain Swift with no runtime (for rows that need none).
+/// - `context`, `asm`: the fiber switch's layers alone (C loops, CSpindleBench).
+/// - `threads`, `threads-1cpu`: two OS threads, free to use any CPU or pinned to one.
 let allRows: [Row] = [
-    Row(name: "task.yield", unit: "ns", systems: ["spindle", "spindle-preference", "swift-default"],
+    Row(name: "task.yield", unit: "ns", systems: ["spindle", "spindle-1worker", "spindle-preference", "swift-default"],
         summary: "ns per await Task.yield() of one task looping"),
     Row(name: "task.pingpong", unit: "ns", systems: ["spindle", "spindle-preference", "swift-default"],
         summary: "ns per one-way hand-off between two tasks"),
@@ -33,6 +35,16 @@ let allRows: [Row] = [
         summary: "RSS bytes per suspended task (100k tasks)"),
     Row(name: "generator.next", unit: "ns", systems: ["spindle", "swift-iterator"],
         summary: "ns per element from a Generator (fiber) vs an AnyIterator closure"),
+    Row(name: "fiber.switch", unit: "ns", systems: ["spindle", "context", "asm"],
+        summary: "ns per one-way switch: two fibers yielding on one worker; the bare resume/suspend; the bare assembly"),
+    Row(name: "fiber.spawn", unit: "ns", systems: ["spindle"],
+        summary: "ns per fiber spawned, run and joined (warm stack pool, one worker)"),
+    Row(name: "fiber.memory.100k", unit: "bytes", systems: ["spindle"],
+        summary: "RSS bytes per suspended fiber, 100k alive"),
+    Row(name: "fiber.memory.1m", unit: "bytes", systems: ["spindle"],
+        summary: "RSS bytes per suspended fiber, 1M alive"),
+    Row(name: "thread.switch", unit: "ns", systems: ["threads", "threads-1cpu"],
+        summary: "ns per one-way hand-off between two OS threads through futexes (any CPUs; one CPU)"),
     Row(name: "runtime.idle.cpu", unit: "%", systems: ["spindle"],
         summary: "CPU used by an idle runtime over 5 s (percent of one core)"),
 ]

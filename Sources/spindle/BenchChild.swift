@@ -26,6 +26,10 @@ struct BenchChild: ParsableCommand {
             }
         }
         let cpus = ProcessStats.availableCPUs
+        if let v = try fiberRow(row: row, system: system, n: n) {
+            print(v)
+            return
+        }
         if row == "generator.next" {
             switch system {
             case "spindle": print(Measurements.generatorNext(iterations: n(10_000_000)))
@@ -65,6 +69,7 @@ struct BenchChild: ParsableCommand {
     }
 }
 
+import CSpindleBench
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -84,4 +89,21 @@ final class Semaphore: @unchecked Sendable {
     init() { sem_init(sem, 0, 0) }
     func signal() { sem_post(sem) }
     func wait() { while sem_wait(sem) != 0 {} }
+}
+
+/// The rows of the fibers issue; nil if `row` is not one of them.
+func fiberRow(row: String, system: String, n: (Int) -> Int) throws -> Double? {
+    switch (row, system) {
+    case ("fiber.switch", "spindle"): return try FiberMeasurements.fiberSwitch(iterations: n(10_000_000))
+    case ("fiber.switch", "context"): return spindle_bench_wrapped_switch(Int64(n(10_000_000)))
+    case ("fiber.switch", "asm"): return spindle_bench_raw_switch(Int64(n(10_000_000)))
+    case ("fiber.spawn", "spindle"): return try FiberMeasurements.fiberSpawn(iterations: n(1_000_000))
+    case ("fiber.memory.100k", "spindle"): return try FiberMeasurements.fiberMemory(count: 100_000)
+    case ("fiber.memory.1m", "spindle"): return try FiberMeasurements.fiberMemory(count: 1_000_000)
+    case ("thread.switch", "threads"): return spindle_bench_thread_switch(Int64(n(200_000)), 0)
+    case ("thread.switch", "threads-1cpu"): return spindle_bench_thread_switch(Int64(n(200_000)), 1)
+    case ("fiber.switch", _), ("fiber.spawn", _), ("fiber.memory.100k", _), ("fiber.memory.1m", _), ("thread.switch", _):
+        throw ValidationError("unknown system \(system) for \(row)")
+    default: return nil
+    }
 }

@@ -184,3 +184,87 @@ final class ContinuationList: Sendable {
         list.withLock { l in let a = l; l.removeAll(keepingCapacity: true); return a }
     }
 }
+
+// MARK: fibers
+
+enum FiberMeasurements {
+    /// ns per one-way switch: two fibers on a one-worker runtime, each looping
+    /// `Fiber.yield()`, so every yield hands the worker to the other fiber.
+    static func fiberSwitch(iterations: Int) throws -> Double {
+        let rt = try Runtime(flavor: .multiThread, workers: 1)
+        defer { rt.shutdown() }
+        let rounds = iterations / 2
+        let outer = rt.spawnFiber { () throws -> Double in
+            let loop: @Sendable (Int) throws -> Void = { n in for _ in 0..<n { try Fiber.yield() } }
+            // Warm-up, then the measured pair.
+            let wa = try Fiber.spawn { try loop(1_000) }, wb = try Fiber.spawn { try loop(1_000) }
+            try wa.join(); try wb.join()
+            let t0 = Clock.nanos()
+            let a = try Fiber.spawn { try loop(rounds) }, b = try Fiber.spawn { try loop(rounds) }
+            try a.join(); try b.join()
+            return Double(Clock.nanos() - t0) / Double(rounds * 2)
+        }
+        return try outer.join()
+    }
+
+    /// ns per fiber created, run to its end and joined, with a warm stack pool: a driver
+    /// fiber spawns waves of 100 empty fibers and joins each wave.
+    static func fiberSpawn(iterations: Int) throws -> Double {
+        let rt = try Runtime(flavor: .multiThread, workers: 1)
+        defer { rt.shutdown() }
+        let outer = rt.spawnFiber { () throws -> Double in
+            var wave: [FiberHandle<Int>] = []
+            wave.reserveCapacity(100)
+            func run(_ n: Int) throws {
+                var left = n
+                while left > 0 {
+                    let k = min(100, left)
+                    for i in 0..<k { wave.append(try Fiber.spawn { i }) }
+                    for h in wave { _ = try h.join() }
+                    wave.removeAll(keepingCapacity: true)
+                    left -= k
+                }
+            }
+            try run(10_000)
+            let t0 = Clock.nanos()
+            try run(iterations)
+            return Double(Clock.nanos() - t0) / Double(iterations)
+        }
+        return try outer.join()
+    }
+
+    /// RSS bytes per suspended fiber with `count` fibers alive at once, each parked
+    /// joining a gate fiber; on one worker (so the figure includes no per-worker pools).
+    static func fiberMemory(count: Int) throws -> Double {
+        let rt = try Runtime(flavor: .multiThread, workers: 1)
+        defer { rt.shutdown() }
+        let parked = AtomicCounter()
+        var handles: [FiberHandle<Int>] = []
+        handles.reserveCapacity(count)
+        // Warm-up round at a tenth of the size, so allocator arenas exist before measuring.
+        for round in 0..<2 {
+            let n = round == 0 ? count / 10 : count
+            let release = AtomicCounter()
+            let gate = rt.spawnFiber { () throws -> Int in
+                while release.value == 0 { try Fiber.sleep(for: .milliseconds(1)) }
+                return 0
+            }
+            let before = ProcessStats.residentBytes()
+            for _ in 0..<n {
+                handles.append(rt.spawnFiber { () throws -> Int in
+                    parked.add(1)
+                    return try gate.join()
+                })
+            }
+            while parked.value < n { usleep(1_000) }
+            usleep(20_000)
+            let after = ProcessStats.residentBytes()
+            release.add(1)
+            for h in handles { _ = try h.join() }
+            handles.removeAll(keepingCapacity: true)
+            parked.reset()
+            if round == 1 { return Double(after - before) / Double(n) }
+        }
+        return 0
+    }
+}

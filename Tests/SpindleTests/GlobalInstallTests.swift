@@ -68,7 +68,14 @@ func runProbe(_ scenario: String) throws -> ProbeResult {
         let r = try runProbe("global-fibers")
         #expect(r.status == 0, "stderr: \(r.stderr)")
         #expect(r.check("fiber-on-global-runtime") == true, "\(r.stdout)")
+        #expect(r.check("wait-from-plain-thread") == true, "\(r.stdout)")
         #expect(r.check("main-returns-value") == true)
+    }
+
+    @Test func waitFromAPlainThreadWithoutSpindleInstalled() throws {
+        let r = try runProbe("plain-thread-wait")
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.check("wait-on-default-executor") == true, "\(r.stdout)")
     }
 
     @Test func fiberStackOverflowEndsWithAMessageNamingTheFiber() throws {
