@@ -5,7 +5,7 @@
 #include <pthread.h>
 #include <string.h>
 
-__thread void *spindle_tls_worker = NULL;
+SPINDLE_TLS void *spindle_tls_worker = NULL;
 
 int spindle_futex_wait(uint32_t *w, uint32_t expected, int64_t timeout_ns) {
     struct timespec ts, *tsp = NULL;

@@ -4,6 +4,7 @@
 
 // The assembly (switch_x86_64.S, switch_aarch64.S).
 extern void spindle_switch(void **save_sp, void *load_sp);
+extern void spindle_switch_symmetric(void **save_sp, void *load_sp);
 extern void spindle_fiber_trampoline(void);
 
 // Exported by libswiftCore; Swift calling convention.
@@ -87,10 +88,10 @@ void spindle_fiber_init(spindle_fiber_context *ctx, void *stack_base, size_t sta
 #endif
 }
 
-__thread spindle_fiber_context *spindle_tls_running_fiber = NULL;
-static __thread int thread_prepared = 0;
+__thread __attribute__((tls_model("initial-exec"))) spindle_fiber_context *spindle_tls_running_fiber = NULL;
+static __thread __attribute__((tls_model("initial-exec"))) int thread_prepared = 0;
 
-void spindle_fiber_resume(spindle_fiber_context *ctx) {
+spindle_fiber_context *spindle_fiber_resume(spindle_fiber_context *ctx) {
     if (__builtin_expect(!thread_prepared, 0)) {
         // Once per thread: an alternate signal stack, so a stack overflow can be reported
         // (Overflow.c). Failure only loses the nice message, so it is not fatal.
@@ -112,8 +113,30 @@ void spindle_fiber_resume(spindle_fiber_context *ctx) {
 #if SPINDLE_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
-    swift_task_exitThreadLocalContext((char *)ctx->exclusivity);
-    spindle_tls_running_fiber = ctx->parent;
+    // Whoever switched back: `ctx`, or a fiber `ctx` handed over to (spindle_fiber_switch).
+    spindle_fiber_context *back = spindle_tls_running_fiber;
+    swift_task_exitThreadLocalContext((char *)back->exclusivity);
+    spindle_tls_running_fiber = back->parent;
+    return back;
+}
+
+// After arriving on a fiber's stack through spindle_switch (ASan bookkeeping).
+static inline void arrived(spindle_fiber_context *ctx) {
+#if SPINDLE_ASAN
+    const void *bottom;
+    size_t size;
+    __sanitizer_finish_switch_fiber(ctx->asan_fake_stack, &bottom, &size);
+    if (ctx->asan_direct) {
+        // Came from a sibling fiber: the caller stack to return to is the one the
+        // sibling recorded (copied by spindle_fiber_switch), not the sibling's.
+        ctx->asan_direct = 0;
+    } else {
+        ctx->asan_caller_bottom = bottom;
+        ctx->asan_caller_size = size;
+    }
+#else
+    (void)ctx;
+#endif
 }
 
 void spindle_fiber_suspend(spindle_fiber_context *ctx) {
@@ -124,9 +147,29 @@ void spindle_fiber_suspend(spindle_fiber_context *ctx) {
     __sanitizer_start_switch_fiber(&ctx->asan_fake_stack, ctx->asan_caller_bottom, ctx->asan_caller_size);
 #endif
     spindle_switch(&ctx->sp, ctx->caller_sp);
-#if SPINDLE_ASAN
-    __sanitizer_finish_switch_fiber(ctx->asan_fake_stack, &ctx->asan_caller_bottom, &ctx->asan_caller_size);
+    arrived(ctx);
+}
+
+void spindle_fiber_switch(spindle_fiber_context *from, spindle_fiber_context *to) {
+    // `to` takes over `from`'s place: same caller, same parent, and the exclusivity state
+    // swaps from one fiber's to the other's on this thread.
+    swift_task_exitThreadLocalContext((char *)from->exclusivity);
+    to->caller_sp = from->caller_sp;
+    to->parent = from->parent;
+    spindle_tls_running_fiber = to;
+    swift_task_enterThreadLocalContext((char *)to->exclusivity);
+#if SPINDLE_TSAN
+    to->tsan_caller = from->tsan_caller;
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
+#if SPINDLE_ASAN
+    to->asan_caller_bottom = from->asan_caller_bottom;
+    to->asan_caller_size = from->asan_caller_size;
+    to->asan_direct = 1;
+    __sanitizer_start_switch_fiber(&from->asan_fake_stack, to->stack_base, to->stack_size);
+#endif
+    spindle_switch_symmetric(&from->sp, to->sp);
+    arrived(from);
 }
 
 void spindle_fiber_exit(spindle_fiber_context *ctx) {

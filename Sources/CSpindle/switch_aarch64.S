@@ -59,6 +59,12 @@ spindle_switch:
     .cfi_endproc
     .size   spindle_switch, .-spindle_switch
 
+// On aarch64 both kinds of switch use the same code (`ret` through x30); the x86_64 file
+// explains why it has two.
+    .globl  spindle_switch_symmetric
+    .hidden spindle_switch_symmetric
+    .set    spindle_switch_symmetric, spindle_switch
+
     .globl  spindle_fiber_trampoline
     .hidden spindle_fiber_trampoline
     .type   spindle_fiber_trampoline, %function

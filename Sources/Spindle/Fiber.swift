@@ -37,20 +37,22 @@ public enum FiberError: Error, Equatable, CustomStringConvertible {
 /// A handle to a fiber: join it, await it, cancel it. Dropping the handle does not cancel
 /// the fiber (like a `Task`).
 public struct FiberHandle<Value: Sendable>: Sendable, Hashable {
-    let core: FiberTask<Value>
+    @usableFromInline let core: FiberTask<Value>
+
+    @inlinable init(core: FiberTask<Value>) { self.core = core }
 
     /// The name given at spawn, if any.
     public var name: String? { core.name }
 
     /// True once the fiber's body has returned or thrown.
-    public var isFinished: Bool { core.isFinished }
+    @inlinable public var isFinished: Bool { core.isFinished }
 
     /// True once ``cancel()`` was called (or the runtime began shutting down while it ran).
-    public var isCancelled: Bool { core.isCancelled }
+    @inlinable public var isCancelled: Bool { core.isCancelled }
 
     /// Asks the fiber to stop: its blocking calls (current and future) throw
     /// `CancellationError`, so its body unwinds and releases what it holds. Any thread.
-    public func cancel() { core.cancel() }
+    @inlinable public func cancel() { core.cancel() }
 
     /// Waits for the fiber to finish and returns its value or rethrows its error.
     ///
@@ -59,47 +61,60 @@ public struct FiberHandle<Value: Sendable>: Sendable, Hashable {
     /// - Throws: the fiber's error; `CancellationError` if the *calling* fiber is cancelled
     ///   while waiting; ``FiberError/blockingOnWorker(_:)`` when called from a task on a
     ///   Spindle worker (use ``value`` there).
+    @inlinable
     public func join() throws -> Value {
-        if core.isFinished { return try core.finishedResult().get() }
-        if let me = Fiber.currentCore {
-            if me === core { spindleFatal("a fiber cannot join itself") }
-            let waiter = JoinWaiter(fiber: me)
-            guard core.addJoiner(waiter) else { return try core.finishedResult().get() }
-            while !core.isFinished {
-                if me.isCancelled { throw CancellationError() }
-                me.park(unless: { core.isFinished })
-            }
-            return try core.finishedResult().get()
-        }
-        if Worker.current != nil { throw FiberError.blockingOnWorker("FiberHandle.join()") }
-        let parker = Parker()
-        if core.addJoiner(JoinWaiter(parker: parker)) {
-            while !core.isFinished { parker.park() }
-        }
+        if !core.isFinished { try core.waitUntilFinished() }
         return try core.finishedResult().get()
     }
 
     /// The fiber's value, awaited from async code without blocking a thread. Cancelling
     /// the awaiting task does not cancel the fiber (as with `Task.value`); call ``cancel()``.
+    @inlinable
     public var value: Value {
         get async throws {
-            if !core.isFinished {
-                let core = self.core
-                await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-                    if !core.addJoiner(JoinWaiter(continuation: c)) { c.resume() }
-                }
-            }
+            if !core.isFinished { await core.awaitFinished() }
             return try core.finishedResult().get()
         }
     }
 
     /// The result, if the fiber has finished.
+    @inlinable
     public var result: Result<Value, any Error>? {
         core.isFinished ? core.finishedResult() : nil
     }
 
     public static func == (a: FiberHandle, b: FiberHandle) -> Bool { a.core === b.core }
     public func hash(into h: inout Hasher) { h.combine(ObjectIdentifier(core)) }
+}
+
+extension FiberCore {
+    /// join(), without the result: parks the calling fiber, or blocks the calling thread,
+    /// until this fiber has finished.
+    @usableFromInline
+    func waitUntilFinished() throws {
+        if let me = Fiber.currentCore {
+            if me === self { spindleFatal("a fiber cannot join itself") }
+            guard addJoiner(JoinWaiter(fiber: me)) else { return }
+            while !isFinished {
+                if me.isCancelled { throw CancellationError() }
+                me.park(unless: { isFinished })
+            }
+            return
+        }
+        if Worker.current != nil { throw FiberError.blockingOnWorker("FiberHandle.join()") }
+        let parker = Parker()
+        if addJoiner(JoinWaiter(parker: parker)) {
+            while !isFinished { parker.park() }
+        }
+    }
+
+    /// value, without the result: suspends the calling task until this fiber has finished.
+    @usableFromInline
+    func awaitFinished() async {
+        await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+            if !addJoiner(JoinWaiter(continuation: c)) { c.resume() }
+        }
+    }
 }
 
 extension Runtime {
@@ -115,11 +130,19 @@ extension Runtime {
     ///     message naming the fiber.
     /// - Returns: a handle; if the runtime has shut down the fiber never runs and the
     ///   handle's result is ``RuntimeError/shutDown``.
+    @inlinable
     @discardableResult
     public func spawnFiber<T: Sendable>(
         name: String? = nil, stackSize: Int? = nil, _ body: @escaping @Sendable () throws -> T
     ) -> FiberHandle<T> {
         let core = FiberTask<T>(name: name, stackSize: stackSize, body: body)
+        start(core)
+        return FiberHandle(core: core)
+    }
+
+    /// Queues a new fiber (the non-generic half of spawnFiber).
+    @usableFromInline
+    func start(_ core: FiberCore) {
         core.runtimeRef = self
         liveFiberCount.add(1, ordering: .relaxed)
         // SAFETY: the fiber holds itself until it ends (released in fiberEnded), so the
@@ -130,7 +153,6 @@ extension Runtime {
         } else {
             schedule(Runnable(fiber: core))
         }
-        return FiberHandle(core: core)
     }
 
     /// Ends a fiber that will never run, with `error`.
@@ -144,7 +166,7 @@ extension Runtime {
     func fiberEnded(_ fiber: FiberCore) {
         fiber.runtimeRef = nil
         liveFiberCount.subtract(1, ordering: .acquiringAndReleasing)
-        // SAFETY: balances the retain taken in spawnFiber; nothing queued names it now.
+        // SAFETY: balances the retain taken in start(_:); nothing queued names it now.
         Unmanaged.passUnretained(fiber).release()
     }
 }
@@ -172,25 +194,35 @@ public enum Fiber {
 
     /// Spawns a fiber on the current runtime: the one whose worker runs this code, else
     /// the global runtime (``Runtime/main(configuration:_:)``).
+    @inlinable
     @discardableResult
     public static func spawn<T: Sendable>(
         name: String? = nil, stackSize: Int? = nil, _ body: @escaping @Sendable () throws -> T
     ) throws -> FiberHandle<T> {
+        try currentRuntime().spawnFiber(name: name, stackSize: stackSize, body)
+    }
+
+    @usableFromInline
+    static func currentRuntime() throws(FiberError) -> Runtime {
         guard let runtime = Runtime.current ?? Runtime.global else { throw FiberError.noRuntime }
-        return runtime.spawnFiber(name: name, stackSize: stackSize, body)
+        return runtime
     }
 
     /// Lets the worker run other ready fibers and tasks, then continues. Outside a fiber it
     /// yields the thread (`sched_yield`).
     /// - Throws: `CancellationError` if the fiber is cancelled.
     public static func yield() throws {
-        guard let me = currentCore else {
+        guard let ctx = spindle_running_fiber(), let owner = ctx.pointee.owner else {
             sched_yield()
             return
         }
-        if me.isCancelled { throw CancellationError() }
-        me.yieldNow()
-        if me.isCancelled { throw CancellationError() }
+        // SAFETY: the running fiber is alive; used at +0 (no retain on the hot path).
+        let cancelled = Unmanaged<FiberCore>.fromOpaque(owner)._withUnsafeGuaranteedRef { me in
+            if me.isCancelled { return true }
+            me.yieldNow()
+            return me.isCancelled
+        }
+        if cancelled { throw CancellationError() }
     }
 
     /// Parks the fiber for `duration` on the runtime's timers (outside a fiber: sleeps the

@@ -34,23 +34,28 @@
 import CSpindle
 import Synchronization
 
+@usableFromInline
 class FiberCore: @unchecked Sendable {
-    // SAFETY (@unchecked Sendable): see "Who touches what" above.
+    // SAFETY (@unchecked Sendable): see "Who touches what" above. The home-thread fields
+    // are @exclusivity(unchecked): one thread touches them, in strict alternation between
+    // the fiber and its worker, which the dynamic checker cannot follow across stacks.
 
-    /// The worker that started the fiber; nil until then.
-    /// SAFETY: unowned(unsafe): a runtime keeps its workers for its whole life, and a
-    /// started fiber keeps its runtime alive (`runtimeRef`).
-    unowned(unsafe) var home: Worker?
+    /// The worker that started the fiber; nil until then. Unmanaged so the hot paths
+    /// (yield, park) reach it without a retain/release pair.
+    /// SAFETY: unretained: a runtime keeps its workers for its whole life, and a started
+    /// fiber keeps its runtime alive (`runtimeRef`).
+    @exclusivity(unchecked) var homeWorker: Unmanaged<Worker>?
+    var home: Worker? { homeWorker?.takeUnretainedValue() }
     /// Holds the runtime while the fiber lives (a worker refers to it unowned).
     var runtimeRef: Runtime?
     /// The fiber's context, at the top of its stack; nil unless started and not finished.
-    var context: UnsafeMutablePointer<spindle_fiber_context>?
+    @exclusivity(unchecked) var context: UnsafeMutablePointer<spindle_fiber_context>?
     var stack: FiberStack?
     /// Requested usable stack size in bytes (nil: the runtime's default).
     let stackSize: Int?
-    let name: String?
+    @usableFromInline let name: String?
     /// Set by the body's last act; read by the home worker after the resume returns.
-    var bodyDone = false
+    @exclusivity(unchecked) var bodyDone = false
 
     // The home worker's list of live fibers (for cancelling them all at shutdown).
     // SAFETY: unowned(unsafe): a listed fiber is alive (it is unlisted before it ends).
@@ -63,17 +68,57 @@ class FiberCore: @unchecked Sendable {
     /// JoinWaiter (the head of a push-only list).
     let joiners = Atomic<UInt>(0)
 
-    init(name: String?, stackSize: Int?) {
+    // The typed part of a fiber, kept in untyped storage (FiberTask's note says why):
+    // `payload` holds the body before the fiber runs, then its value or error.
+    /// 0 empty, 1 body, 2 value, 3 error. Written by the fiber (or by `abandon`) before
+    /// `joiners` is closed; read by joiners after seeing it closed.
+    @usableFromInline @exclusivity(unchecked) var payloadState: UInt8 = 0
+    /// Four words, 8-aligned: the body closure, or a value of up to 32 bytes, or a pointer
+    /// to a boxed larger value, or an `any Error`.
+    @usableFromInline @exclusivity(unchecked) var payload: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    /// Runs the body on the fiber's stack and stores its result.
+    @usableFromInline let run: (FiberCore) -> Void
+    /// Ends a fiber that never started, with an error as its result.
+    @usableFromInline let abandon: (FiberCore, any Error) -> Void
+    /// Destroys whatever the payload holds (deinit).
+    @usableFromInline let destroyPayload: (FiberCore) -> Void
+
+    @usableFromInline
+    init(name: String?, stackSize: Int?,
+         run: @escaping (FiberCore) -> Void,
+         abandon: @escaping (FiberCore, any Error) -> Void,
+         destroyPayload: @escaping (FiberCore) -> Void) {
         self.name = name
         self.stackSize = stackSize
+        self.run = run
+        self.abandon = abandon
+        self.destroyPayload = destroyPayload
     }
 
-    /// Overridden by FiberTask: runs the body on the fiber's stack and stores its result.
-    func runBody() { spindleFatal("FiberCore.runBody is abstract") }
-    /// Overridden by FiberTask: ends a fiber that never started, with `error`.
-    func finishWithoutRunning(_ error: any Error) { spindleFatal("FiberCore.finishWithoutRunning is abstract") }
+    deinit { destroyPayload(self) }
 
+    /// On the fiber's stack: the body, then the result.
+    func runBody() {
+        run(self)
+        bodyDone = true
+    }
+
+    /// A fiber that will never run: its result is `error`.
+    func finishWithoutRunning(_ error: any Error) {
+        abandon(self, error)
+        bodyDone = true
+    }
+
+    /// The payload's address. The storage of a class instance's stored property does not
+    /// move; the pointer is used only while the fiber's object is alive.
+    @inlinable @inline(__always)
+    func withPayload<R>(_ body: (UnsafeMutableRawPointer) -> R) -> R {
+        withUnsafeMutableBytes(of: &payload) { body($0.baseAddress.unsafelyUnwrapped) }
+    }
+
+    @usableFromInline
     var isCancelled: Bool { cancelled.load(ordering: .sequentiallyConsistent) }
+    @usableFromInline
     var isFinished: Bool { joiners.load(ordering: .acquiring) == JoinList.closed }
 
     // MARK: waking
@@ -88,6 +133,7 @@ class FiberCore: @unchecked Sendable {
 
     /// Requests cancellation: the fiber's current and future blocking calls throw
     /// CancellationError. Any thread, any number of times.
+    @usableFromInline
     func cancel() {
         if cancelled.exchange(true, ordering: .sequentiallyConsistent) { return }
         wakeIfParked()
@@ -119,17 +165,41 @@ class FiberCore: @unchecked Sendable {
         suspend()
     }
 
-    /// On the fiber: hands control back to the home worker's loop.
+    /// On the fiber: gives up the thread until resumed. When another of the worker's
+    /// fibers is ready and no job is waiting, switches straight to it (one stack switch);
+    /// otherwise hands control back to the worker's loop.
     @inline(__always)
     func suspend() {
-        // SAFETY: context is set while the fiber runs (we are on its stack).
-        spindle_fiber_suspend(context!)
+        // SAFETY: homeWorker and context are set while the fiber runs (we are on its stack).
+        let me = context.unsafelyUnwrapped
+        homeWorker.unsafelyUnwrapped._withUnsafeGuaranteedRef { w in
+            if let next = w.directSuccessor() {
+                // Our own resume, queued by a waker that beat the park: it is consumed.
+                if next == me { return }
+                spindle_fiber_switch(me, next)
+            } else {
+                spindle_fiber_suspend(me)
+            }
+        }
     }
 
-    /// On the fiber: goes to the back of the home worker's ready list and suspends.
+    /// On the fiber: goes to the back of the home worker's ready list and lets the others
+    /// run first.
+    @inline(__always)
     func yieldNow() {
-        home!.readyFibers.append(Runnable(fiber: self))
-        suspend()
+        // SAFETY: as in suspend().
+        let me = context.unsafelyUnwrapped
+        let word = Runnable(fiber: self)
+        homeWorker.unsafelyUnwrapped._withUnsafeGuaranteedRef { w in
+            // Pick the successor before queueing ourselves, so we never pick ourselves.
+            let next = w.directSuccessor()
+            w.readyFibers.append(word)
+            if let next {
+                spindle_fiber_switch(me, next)
+            } else {
+                spindle_fiber_suspend(me)
+            }
+        }
     }
 
     // MARK: finishing and joining
@@ -200,39 +270,105 @@ final class JoinWaiter: @unchecked Sendable {
 }
 
 /// A fiber with a typed body and result.
+///
+/// Why untyped storage: in code that is not specialized for `Value` (this module's own
+/// copy of any generic method, and every deinit), touching a `Value?` or a
+/// `Result<Value, Error>` field makes the Swift runtime look up that type's metadata in a
+/// global cache, every time. Measured: those lookups were half the cost of spawning a
+/// fiber (~1,100 → ~500 ns). So FiberTask has no stored properties: the body and the
+/// result live in FiberCore's `payload` words, and everything that knows `Value` is
+/// inlinable (specialized where the value type is known) or one of the three closures
+/// created in `init`, which capture nothing and so cost no allocation once specialized.
+@usableFromInline
 final class FiberTask<Value: Sendable>: FiberCore, @unchecked Sendable {
-    // SAFETY (@unchecked Sendable): `body` is touched only by the fiber (once, when it
-    // starts) or by finishWithoutRunning on the thread that decided the fiber never runs;
-    // `result` as described in the file's note.
-    private var body: (() throws -> Value)?
-    private(set) var result: Result<Value, any Error>?
+    // SAFETY (@unchecked Sendable): see FiberCore's note and `payloadState`.
+    @usableFromInline typealias Body = () throws -> Value
 
-    init(name: String?, stackSize: Int?, body: @escaping () throws -> Value) {
-        self.body = body
-        super.init(name: name, stackSize: stackSize)
+    /// A value this small lives in the payload itself; larger ones are boxed.
+    @inlinable static var valueIsInline: Bool {
+        MemoryLayout<Value>.size <= 32 && MemoryLayout<Value>.alignment <= 8
     }
 
-    override func runBody() {
-        let body = self.body.take()!
-        do {
-            result = .success(try body())
-        } catch {
-            result = .failure(error)
+    @inlinable
+    init(name: String?, stackSize: Int?, body: @escaping Body) {
+        super.init(name: name, stackSize: stackSize, run: { core in
+            let body = core.withPayload { p -> Body in
+                core.payloadState = 0
+                return p.assumingMemoryBound(to: Body.self).move()
+            }
+            do {
+                FiberTask<Value>.store(value: try body(), in: core)
+            } catch {
+                FiberTask<Value>.store(error: error, in: core)
+            }
+            // `body` (and whatever it captured) is released here, still on the fiber's
+            // stack, before control leaves the fiber for the last time.
+        }, abandon: { core, error in
+            FiberTask<Value>.destroy(core)
+            FiberTask<Value>.store(error: error, in: core)
+        }, destroyPayload: { core in
+            FiberTask<Value>.destroy(core)
+        })
+        withPayload { p in
+            // SAFETY: 32 bytes, 8-aligned; a closure is two words.
+            _ = p.initializeMemory(as: Body.self, repeating: body, count: 1)
         }
-        // `body` (and whatever it captured) is released here, still on the fiber's stack,
-        // before control leaves the fiber for the last time.
-        bodyDone = true
+        payloadState = 1
     }
 
-    override func finishWithoutRunning(_ error: any Error) {
-        body = nil
-        result = .failure(error)
-        bodyDone = true
+    @inlinable
+    static func store(value: Value, in core: FiberCore) {
+        core.withPayload { p in
+            if valueIsInline {
+                _ = p.initializeMemory(as: Value.self, repeating: value, count: 1)
+            } else {
+                let box = UnsafeMutablePointer<Value>.allocate(capacity: 1)
+                box.initialize(to: value)
+                p.storeBytes(of: box, as: UnsafeMutablePointer<Value>.self)
+            }
+        }
+        core.payloadState = 2
+    }
+
+    @inlinable
+    static func store(error: any Error, in core: FiberCore) {
+        core.withPayload { p in _ = p.initializeMemory(as: (any Error).self, repeating: error, count: 1) }
+        core.payloadState = 3
+    }
+
+    @inlinable
+    static func destroy(_ core: FiberCore) {
+        core.withPayload { p in
+            switch core.payloadState {
+            case 1: p.assumingMemoryBound(to: Body.self).deinitialize(count: 1)
+            case 2:
+                if valueIsInline {
+                    p.assumingMemoryBound(to: Value.self).deinitialize(count: 1)
+                } else {
+                    let box = p.load(as: UnsafeMutablePointer<Value>.self)
+                    box.deinitialize(count: 1)
+                    box.deallocate()
+                }
+            case 3: p.assumingMemoryBound(to: (any Error).self).deinitialize(count: 1)
+            default: break
+            }
+        }
+        core.payloadState = 0
     }
 
     /// The result, once `isFinished` is true.
+    @inlinable
     func finishedResult() -> Result<Value, any Error> {
-        guard let r = result else { spindleFatal("fiber result read before it finished") }
-        return r
+        withPayload { p in
+            switch payloadState {
+            case 2:
+                if FiberTask<Value>.valueIsInline { return .success(p.assumingMemoryBound(to: Value.self).pointee) }
+                return .success(p.load(as: UnsafeMutablePointer<Value>.self).pointee)
+            case 3:
+                return .failure(p.assumingMemoryBound(to: (any Error).self).pointee)
+            default:
+                fatalError("Spindle fatal: fiber result read before it finished")
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@
 // split the mapping: vm.max_map_count (65530 here) would otherwise cap us at ~32,700
 // guarded stacks, because an mprotect'ed guard splits one mapping into two. On older kernels
 // madvise fails with EINVAL and we fall back to mprotect(PROT_NONE).
+import CSpindle
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -56,6 +56,11 @@ struct Runnable: Sendable, Equatable {
         unsafeBitCast(bits, to: UnownedJob.self)
     }
 
+    /// The fiber's address (kind == .fiber).
+    var fiberPointer: UnsafeRawPointer {
+        UnsafeRawPointer(bitPattern: bits & ~Runnable.kindMask).unsafelyUnwrapped
+    }
+
     var fiber: FiberCore {
         // SAFETY: kind == .fiber; the fiber is alive (it holds itself until it ends, and
         // it cannot end while a word naming it is queued).

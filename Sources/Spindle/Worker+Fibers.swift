@@ -65,16 +65,37 @@ extension Worker {
     func runFiber(_ fiber: FiberCore) {
         if fiber.context == nil {
             guard startFiber(fiber) else { return }
-        } else if fiber.home !== self {
+        } else if fiber.homeWorker?.toOpaque() != Unmanaged.passUnretained(self).toOpaque() {
             spindleFatal("a started fiber was queued on a worker other than its own")
         }
-        if runtime.configuration.flavor == .currentThread {
+        if isCurrentThreadFlavor {
             checkFiberThread()
         }
         // SAFETY: context is set (started and not finished); the fiber is suspended, so
         // resuming it is the one legal move.
-        spindle_fiber_resume(fiber.context!)
-        if fiber.bodyDone { finishFiber(fiber) }
+        let back = spindle_fiber_resume(fiber.context.unsafelyUnwrapped)
+        // Control may come back from another fiber that `fiber` switched to directly.
+        // SAFETY: every runtime fiber's context names its FiberCore, alive until it ends.
+        Unmanaged<FiberCore>.fromOpaque(back.pointee.owner.unsafelyUnwrapped)._withUnsafeGuaranteedRef { f in
+            if f.bodyDone { finishFiber(f) }
+        }
+    }
+
+    /// Owner, on one of its fibers that is about to suspend: the ready fiber to switch to
+    /// directly, if the loop has nothing else to do first. The loop still gets its turn
+    /// every `Tuning.globalQueueInterval` ticks (timers, the inject queue, shutdown), and
+    /// whenever a job is waiting (jobs and fibers alternate there).
+    /// Returns the successor's context (contexts identify fibers without a retain).
+    @inline(__always)
+    func directSuccessor() -> UnsafeMutablePointer<spindle_fiber_context>? {
+        tick &+= 1
+        progress.store(tick, ordering: .relaxed)
+        if tick % Tuning.globalQueueInterval == 0 { return nil }
+        if runNextSlot.load(ordering: .relaxed) != 0 || !queue.isEmpty || !runtime.inject.isEmpty { return nil }
+        guard let r = popReadyFiber() else { return nil }
+        // SAFETY: a word in the ready lists names a live, started fiber (FiberCore's
+        // protocol); reading its context does not need a reference.
+        return Unmanaged<FiberCore>.fromOpaque(r.fiberPointer)._withUnsafeGuaranteedRef { $0.context.unsafelyUnwrapped }
     }
 
     /// Owner: gives `fiber` a stack and a context and makes this worker its home.
@@ -86,10 +107,8 @@ extension Worker {
             runtime.finishUnstartedFiber(fiber, error: FiberError.stackUnavailable(error))
             return false
         }
-        let usable = stack.size - fiberContextReserve
-        // SAFETY: the top `fiberContextReserve` bytes of the stack hold the context for as
-        // long as this fiber owns the stack; the fiber's frames live below `usable`.
-        let ctx = (stack.base + usable).bindMemory(to: spindle_fiber_context.self, capacity: 1)
+        let ctx = stack.contextPointer
+        let usable = UnsafeMutableRawPointer(ctx) - stack.base
         // SAFETY: the fiber is alive until it finishes (self-retain from spawn); the entry
         // point reaches it unretained.
         spindle_fiber_init(ctx, stack.base, usable, fiberEntryPoint, Unmanaged.passUnretained(fiber).toOpaque())
@@ -99,7 +118,8 @@ extension Worker {
             spindle_fiber_describe(ctx, nil, FiberStack.guardSize)
         }
         ctx.pointee.owner = Unmanaged.passUnretained(fiber).toOpaque()
-        fiber.home = self
+        // SAFETY: unretained, see FiberCore.homeWorker.
+        fiber.homeWorker = Unmanaged.passUnretained(self)
         fiber.context = ctx
         fiber.stack = stack
         addLive(fiber)
@@ -155,8 +175,7 @@ extension Worker {
     func releaseStackPool() {
         for s in stackPool {
             // SAFETY: a pooled stack's context area was initialized by the fiber that used it.
-            let ctx = (s.base + (s.size - fiberContextReserve)).assumingMemoryBound(to: spindle_fiber_context.self)
-            spindle_fiber_destroy(ctx)
+            spindle_fiber_destroy(s.contextPointer)
             s.release()
         }
         stackPool.removeAll()
@@ -191,6 +210,14 @@ extension Worker {
 }
 
 extension FiberStack {
+    /// Where this stack keeps its fiber's context: its top bytes, the same place every time
+    /// the stack is reused (the sanitizer's fiber object stays with it).
+    var contextPointer: UnsafeMutablePointer<spindle_fiber_context> {
+        // SAFETY: the top `fiberContextReserve` bytes are reserved for the context for as
+        // long as a fiber owns the stack; its frames live below it.
+        (base + (size - fiberContextReserve)).bindMemory(to: spindle_fiber_context.self, capacity: 1)
+    }
+
     /// The usable size a request turns into: at least 16 KiB (the fiber's own frames and
     /// context need a few), rounded up to whole pages.
     static func usableSize(for requested: Int) -> Int {
