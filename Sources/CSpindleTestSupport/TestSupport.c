@@ -1,3 +1,4 @@
+#include <string.h>
 #include "CSpindleTestSupport.h"
 #include <fenv.h>
 
@@ -77,4 +78,40 @@ void spindle_test_counting_fiber(void *arg) {
     }
     spindle_test_counter += 1000;
     spindle_fiber_exit(spindle_test_current);
+}
+
+// Direct fiber-to-fiber hand-off (spindle_fiber_switch): A and B take turns, each handing
+// over to the other; only B returns to the resumer, through A's caller.
+static spindle_fiber_context handoff_a, handoff_b;
+static char handoff_trace[16];
+static int handoff_len;
+
+static void handoff_body_a(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 3; i++) {
+        handoff_trace[handoff_len++] = 'a';
+        spindle_fiber_switch(&handoff_a, &handoff_b);
+    }
+}
+
+static void handoff_body_b(void *arg) {
+    (void)arg;
+    for (;;) {
+        handoff_trace[handoff_len++] = 'b';
+        if (handoff_len >= 6) spindle_fiber_suspend(&handoff_b);
+        else spindle_fiber_switch(&handoff_b, &handoff_a);
+    }
+}
+
+int spindle_test_direct_handoff(void *stack_a, void *stack_b, size_t size) {
+    handoff_len = 0;
+    spindle_fiber_init(&handoff_a, stack_a, size, handoff_body_a, 0);
+    spindle_fiber_init(&handoff_b, stack_b, size, handoff_body_b, 0);
+    spindle_fiber_context *back = spindle_fiber_resume(&handoff_a);
+    handoff_trace[handoff_len] = 0;
+    int ok = back == &handoff_b && strcmp(handoff_trace, "ababab") == 0
+             && spindle_running_fiber() == NULL;
+    spindle_fiber_destroy(&handoff_a);
+    spindle_fiber_destroy(&handoff_b);
+    return ok;
 }

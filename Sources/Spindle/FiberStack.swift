@@ -1,4 +1,5 @@
-// FiberStack: memory for fiber stacks. UNSAFE FILE: mmap, madvise, raw pointers.
+// FiberStack: memory for fiber stacks. UNSAFE FILE: raw pointers into mappings (the
+// mapping calls themselves go through Sys).
 //
 // Each stack is one private anonymous mapping, MAP_NORESERVE (pages are committed only when
 // touched: an idle fiber costs the pages its frames touched, typically one), with a guard
@@ -48,38 +49,29 @@ struct FiberStack: @unchecked Sendable {
     static func allocate(size: Int) throws(SysError) -> FiberStack {
         let usable = (max(size, pageSize) + pageSize - 1) / pageSize * pageSize
         let total = usable + guardSize
-        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK
-        guard let p = mmap(nil, total, PROT_READ | PROT_WRITE, flags, -1, 0), p != MAP_FAILED else {
-            throw SysError(errno: errno, call: "mmap")
-        }
+        let p = try Sys.mapStack(size: total)
         if guardKind == .madvise {
-            if madvise(p, guardSize, madvGuardInstall) == 0 {
+            do {
+                try Sys.advise(p, size: guardSize, madvGuardInstall)
                 return FiberStack(mapping: p, mappingSize: total)
+            } catch where error.errno == EINVAL {
+                madviseRefused.store(true, ordering: .relaxed)
+            } catch {
+                Sys.unmap(p, size: total)
+                throw error
             }
-            if errno != EINVAL {
-                let e = errno
-                munmap(p, total)
-                throw SysError(errno: e, call: "madvise")
-            }
-            madviseRefused.store(true, ordering: .relaxed)
         }
-        if mprotect(p, guardSize, PROT_NONE) != 0 {
-            let e = errno
-            munmap(p, total)
-            throw SysError(errno: e, call: "mprotect")
+        do {
+            try Sys.protectNone(p, size: guardSize)
+        } catch {
+            Sys.unmap(p, size: total)
+            throw error
         }
         return FiberStack(mapping: p, mappingSize: total)
     }
 
     /// Unmaps the stack. The caller must own it and nothing may run on it.
     func release() {
-        munmap(mapping, mappingSize)
-    }
-
-    /// Gives the touched pages back to the kernel but keeps the mapping (and its guard),
-    /// so a pooled stack costs no RSS. MADV_DONTNEED keeps guard markers installed by
-    /// MADV_GUARD_INSTALL (they are only removed by MADV_GUARD_REMOVE or munmap).
-    func discardContents() {
-        madvise(base, size, MADV_DONTNEED)
+        Sys.unmap(mapping, size: mappingSize)
     }
 }

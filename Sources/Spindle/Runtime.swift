@@ -1,5 +1,5 @@
-// Runtime: Spindle's public face: a pool of workers that runs Swift tasks (and, later,
-// fibers), with timers and a blocking pool. The scheduler's design note is in
+// Runtime: Spindle's public face: a pool of workers that runs Swift tasks and fibers,
+// with timers and a blocking pool. The scheduler's design note is in
 // Scheduler.swift; this file holds the public API and lifecycle.
 import CSpindle
 import Synchronization
@@ -223,6 +223,10 @@ public final class Runtime: @unchecked Sendable {
     /// Stops the runtime after the work in flight has run: every queued job and every job
     /// running, including the jobs they enqueue meanwhile. Blocks until then.
     ///
+    /// Fibers are different: a fiber cannot move to another executor, so every live fiber
+    /// is cancelled (its blocking calls throw `CancellationError`) and the runtime waits
+    /// for it to unwind and end.
+    ///
     /// Suspended tasks are not waited for: a task awaiting a continuation, or sleeping
     /// (its wake-up is handed to Swift's global concurrent executor with its deadline
     /// intact). If such a task resumes later, it continues on Swift's global concurrent
@@ -235,7 +239,9 @@ public final class Runtime: @unchecked Sendable {
 
     /// Like ``shutdown()`` but gives up waiting after `timeout`: what is still queued then
     /// is handed to Swift's global concurrent executor, and a job still running finishes
-    /// on its thread. Returns true if all work in flight finished within the timeout.
+    /// on its thread. A fiber still alive then (one that ignored its cancellation) is
+    /// abandoned: it never runs again, and its stack and what its frames hold are leaked.
+    /// Returns true if all work in flight finished within the timeout.
     @discardableResult
     public func shutdown(timeout: Duration) -> Bool {
         shutdown(deadline: Sys.nowNanos() + timeout.nanosecondsClamped)

@@ -5,8 +5,9 @@
 //
 // ## Shape
 // N workers, each a thread (multi-thread flavour) or the thread that calls `run`
-// (current-thread flavour: one worker, no threads of its own). Work is a `Runnable`: today
-// a Swift job, tomorrow also a fiber. Where a job goes when it is enqueued:
+// (current-thread flavour: one worker, no threads of its own). Work is a `Runnable`: a
+// Swift job, a fiber, or a timer's wake-up (Runnable.swift). Started fibers have their own
+// per-worker ready lists (Worker+Fibers.swift). Where a job goes when it is enqueued:
 //   - from this runtime's own worker thread: that worker's run-next slot (Worker.scheduleLocal);
 //   - from anywhere else: the global inject queue, then one parked worker is woken if no
 //     worker is already searching (Idle, rule 1).
@@ -17,8 +18,9 @@
 // ## Lifecycle
 // running → draining (shutdown called) → stopped.
 //   - draining: everything keeps running, new jobs are still accepted (a task finishing
-//     its work needs to enqueue itself). The last worker to park with empty queues ends
-//     the drain. Armed timers do not hold the drain open: a sleeping task is suspended,
+//     its work needs to enqueue itself). Each worker cancels the fibers it hosts (a fiber
+//     cannot be handed to another executor); they unwind. The last worker to park with
+//     empty queues and no live fibers ends the drain. Armed timers do not hold the drain open: a sleeping task is suspended,
 //     like one awaiting a continuation, and Swift leaves the wake-up entry of a *cancelled*
 //     `Task.sleep` armed until its deadline (the executor is never told), so waiting for
 //     timers would make shutdown wait out sleeps nobody is waiting for.

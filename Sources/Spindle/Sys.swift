@@ -69,6 +69,30 @@ enum Sys {
         }
     }
 
+    // MARK: memory mappings (fiber stacks)
+
+    /// A private anonymous read-write mapping, committed lazily (MAP_NORESERVE), marked as
+    /// a stack.
+    static func mapStack(size: Int) throws(SysError) -> UnsafeMutableRawPointer {
+        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK
+        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, flags, -1, 0), p != MAP_FAILED else {
+            throw SysError(errno: errno, call: "mmap")
+        }
+        return p
+    }
+
+    static func unmap(_ p: UnsafeMutableRawPointer, size: Int) {
+        if munmap(p, size) != 0 { spindleFatal("munmap failed with errno \(errno): a mapping the runtime owns is invalid") }
+    }
+
+    static func advise(_ p: UnsafeMutableRawPointer, size: Int, _ advice: Int32) throws(SysError) {
+        if madvise(p, size, advice) != 0 { throw SysError(errno: errno, call: "madvise") }
+    }
+
+    static func protectNone(_ p: UnsafeMutableRawPointer, size: Int) throws(SysError) {
+        if mprotect(p, size, PROT_NONE) != 0 { throw SysError(errno: errno, call: "mprotect") }
+    }
+
     // MARK: futex
 
     /// Sleeps while `*word == expected`, at most `timeoutNanos` (< 0: forever). Spurious

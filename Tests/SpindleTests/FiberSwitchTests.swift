@@ -64,6 +64,12 @@ final class TestFiber {
         #expect(rounds.pointee == 999)
     }
 
+    @Test func directHandOffBetweenFibers() throws {
+        let a = try FiberStack.allocate(size: 64 * 1024), b = try FiberStack.allocate(size: 64 * 1024)
+        defer { a.release(); b.release() }
+        #expect(spindle_test_direct_handoff(a.base, b.base, a.size) == 1)
+    }
+
     @Test func manyFibersInterleave() throws {
         // 100 fibers, resumed round-robin, each keeps its own stack and position.
         let n = 100, steps: Int32 = 20

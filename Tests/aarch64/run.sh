@@ -16,7 +16,7 @@ if ! command -v qemu-aarch64 >/dev/null || ! command -v aarch64-linux-gnu-gcc >/
     echo "aarch64: qemu-aarch64 or aarch64-linux-gnu-gcc missing; run step skipped"
     exit 0
 fi
-for f in Tests/aarch64/switch_check.c "$S/Fiber.c"; do
+for f in Tests/aarch64/switch_check.c "$S/Fiber.c" "$S/Overflow.c"; do
     clang --target=aarch64-linux-gnu -isystem /usr/aarch64-linux-gnu/include -O2 -w \
         -I"$S/include" -c "$f" -o "$out/$(basename "$f").o"
 done

@@ -1,3 +1,4 @@
+#include <string.h>
 // Runs the aarch64 fiber switch (Sources/CSpindle/switch_aarch64.S) under qemu-user:
 // callee-saved x19-x28 and d8-d15 and the FPCR rounding mode must survive switches in both
 // directions while the fiber clobbers them all. Built and run by Tests/aarch64/run.sh; the
@@ -54,6 +55,34 @@ static int resume_preserves(void) {
     for (int i = 0; i < 8; i++) if (d[i] != (double)(i + 1)) return 0;
     return 1;
 }
+// Direct fiber-to-fiber hand-off (spindle_fiber_switch): A and B take turns, each
+// handing over to the other, and only B returns to main; the trace shows the order.
+static spindle_fiber_context fa, fb;
+static char trace[64];
+static int trace_len;
+static void body_a(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 3; i++) {
+        trace[trace_len++] = 'a';
+        spindle_fiber_switch(&fa, &fb);
+    }
+}
+static void body_b(void *arg) {
+    (void)arg;
+    for (;;) {
+        trace[trace_len++] = 'b';
+        if (trace_len >= 6) spindle_fiber_suspend(&fb);   // back to main, through A's caller
+        else spindle_fiber_switch(&fb, &fa);
+    }
+}
+static int direct_handoff_works(void) {
+    size_t sz = 64 * 1024;
+    spindle_fiber_init(&fa, aligned_alloc(4096, sz), sz, body_a, 0);
+    spindle_fiber_init(&fb, aligned_alloc(4096, sz), sz, body_b, 0);
+    spindle_fiber_context *back = spindle_fiber_resume(&fa);
+    trace[trace_len] = 0;
+    return back == &fb && strcmp(trace, "ababab") == 0;
+}
 int main(void) {
     size_t sz = 64 * 1024;
     void *stack = aligned_alloc(4096, sz);
@@ -65,6 +94,7 @@ int main(void) {
         if (fegetround() != FE_UPWARD) { puts("FAIL: main lost its rounding mode"); return 1; }
     }
     if (ok != 1000 || counter != 1000) { printf("FAIL: preserved %d/1000, counter %ld\n", ok, counter); return 1; }
-    printf("aarch64 ok: x19-x28, d8-d15 and FPCR rounding preserved across %d switches each way\n", ok);
+    if (!direct_handoff_works()) { printf("FAIL: direct hand-off, trace %s\n", trace); return 1; }
+    printf("aarch64 ok: x19-x28, d8-d15 and FPCR rounding preserved across %d switches each way; direct hand-off ok\n", ok);
     return 0;
 }

@@ -26,4 +26,8 @@ int spindle_test_get_counter(void);
 void spindle_test_set_counter(int value);
 /// The context the test fibers suspend; set before each resume (thread-local).
 void spindle_test_set_current(spindle_fiber_context *_Nullable ctx);
+/// Runs two fibers that hand over to each other directly (spindle_fiber_switch) three
+/// times each; 1 if the order and the final return to the resumer are right.
+int spindle_test_direct_handoff(void *_Nonnull stack_a, void *_Nonnull stack_b, size_t size);
+
 #endif
