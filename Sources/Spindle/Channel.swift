@@ -1,0 +1,379 @@
+// Channel: a multi-producer, multi-consumer queue that tasks, fibers and plain threads
+// can all block on. UNSAFE FILE: none of its own; the blocking goes through Waiter.
+//
+// Design (Go's hchan, Tokio's mpsc, and swift-async-algorithms' AsyncChannel, as a pure
+// state machine): one lock guards `ChannelState`: the buffer, the queue of blocked
+// receivers, the queue of blocked senders, and `closed`. Every operation decides under the
+// lock (hand the value straight to a waiting receiver, buffer it, take it from a waiting
+// sender, or queue the caller) and wakes at most one other party after unlocking.
+//   - capacity 0 is a rendezvous: a value goes from a sender to a receiver directly;
+//   - a value handed to a waiting receiver never passes through the buffer, so FIFO order
+//     holds across buffered and direct deliveries (a receiver waits only while the buffer
+//     is empty);
+//   - close(): receivers drain the buffer, then see the end (nil); blocked and later
+//     senders get `ChannelClosedError` carrying their value back (nothing is lost);
+//   - cancellation: a queued waiter is removed at once and throws `CancellationError`; a
+//     waiter that was already handed a value keeps it (it is never dropped or duplicated).
+// Every blocking operation has an `async` form (for tasks) and a synchronous form with the
+// same name (for fibers: parks the fiber; for plain threads: blocks the thread).
+import DequeModule
+import Synchronization
+
+/// `send` on a closed channel. Carries the value that was not sent.
+public struct ChannelClosedError<Element: Sendable>: Error, CustomStringConvertible {
+    /// The value the failed send carried.
+    public let value: Element
+    public var description: String { "send on a closed channel" }
+}
+
+/// The outcome of ``Channel/tryReceive()``.
+public enum ChannelTryReceive<Element: Sendable>: Sendable {
+    case value(Element)
+    /// Nothing buffered and no sender waiting; the channel is open.
+    case empty
+    /// Closed and drained.
+    case closed
+}
+
+struct ChannelState<Element> {
+    var buffer = Deque<Element>()
+    /// Int.max for unbounded.
+    let capacity: Int
+    var closed = false
+    var receivers = Deque<Waiter<Element>>()
+    var senders = Deque<Waiter<Element>>()
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    enum Send {
+        /// Sent; wake this receiver (if any) after unlocking.
+        case sent(Wake<Element>?)
+        case full
+        case closed
+        /// The waiter was queued.
+        case queued
+    }
+
+    /// Sends `value`, or queues `waiter` (if given) when there is no room.
+    mutating func send(_ value: Element, queueing waiter: Waiter<Element>?) -> Send {
+        if closed { return .closed }
+        while let r = receivers.popFirst() {
+            r.isQueued = false
+            guard r.claim() else { continue }   // a select that completed elsewhere
+            r.payload = value
+            return .sent(r.complete(.completed))
+        }
+        if buffer.count < capacity {
+            buffer.append(value)
+            return .sent(nil)
+        }
+        guard let waiter else { return .full }
+        waiter.payload = value
+        waiter.isQueued = true
+        senders.append(waiter)
+        return .queued
+    }
+
+    enum Receive {
+        /// A value; wake this sender (if any) after unlocking.
+        case value(Element, Wake<Element>?)
+        case empty
+        case closed
+        case queued
+    }
+
+    /// Receives a value, or queues `waiter` (if given) when there is none.
+    mutating func receive(queueing waiter: Waiter<Element>?) -> Receive {
+        if let v = buffer.popFirst() {
+            // Room freed: the first waiting sender's value moves into the buffer.
+            while let s = senders.popFirst() {
+                s.isQueued = false
+                guard s.claim() else { continue }
+                buffer.append(s.payload.take()!)
+                return .value(v, s.complete(.completed))
+            }
+            return .value(v, nil)
+        }
+        while let s = senders.popFirst() {   // rendezvous: straight from a sender
+            s.isQueued = false
+            guard s.claim() else { continue }
+            let v = s.payload.take()!
+            return .value(v, s.complete(.completed))
+        }
+        if closed { return .closed }
+        guard let waiter else { return .empty }
+        waiter.isQueued = true
+        receivers.append(waiter)
+        return .queued
+    }
+
+    /// Closes; returns the waiters to wake (all of them get `.closed`).
+    mutating func close() -> [Wake<Element>] {
+        if closed { return [] }
+        closed = true
+        var out: [Wake<Element>] = []
+        for w in receivers {
+            w.isQueued = false
+            if w.claim() { out.append(w.complete(.closed)) }
+        }
+        for w in senders {
+            w.isQueued = false
+            if w.claim() { out.append(w.complete(.closed)) }
+        }
+        receivers.removeAll()
+        senders.removeAll()
+        return out
+    }
+
+    /// Withdraws a queued waiter (cancellation, or a select that completed elsewhere).
+    /// Returns true if it was still queued.
+    mutating func withdraw(_ w: Waiter<Element>) -> Bool {
+        guard w.isQueued else { return false }
+        if let i = receivers.firstIndex(where: { $0 === w }) {
+            receivers.remove(at: i)
+        } else if let i = senders.firstIndex(where: { $0 === w }) {
+            senders.remove(at: i)
+        }
+        w.isQueued = false
+        return true
+    }
+}
+
+/// A multi-producer, multi-consumer channel usable from tasks (`await`), fibers and plain
+/// threads (the synchronous overloads).
+///
+/// ```swift
+/// let ch = Channel<Int>(capacity: 16)      // 0: rendezvous; Channel.unbounded() for no limit
+/// runtime.spawnFiber { for i in 0..<100 { try ch.send(i) }; ch.close() }   // a fiber
+/// for try await v in ch { print(v) }                                      // a task
+/// ```
+public final class Channel<Element: Sendable>: Sendable {
+    let state: Lock<ChannelState<Element>>
+
+    /// A channel that holds up to `capacity` values (0: every send waits for a receiver).
+    public init(capacity: Int) {
+        precondition(capacity >= 0, "Channel capacity must be >= 0")
+        state = Lock(ChannelState(capacity: capacity))
+    }
+
+    /// A channel whose sends never wait.
+    public static func unbounded() -> Channel<Element> {
+        let c = Channel(capacity: 0)
+        c.state.withLock { $0 = ChannelState(capacity: .max) }
+        return c
+    }
+
+    /// True once ``close()`` was called.
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// Values buffered right now.
+    public var count: Int { state.withLock { $0.buffer.count } }
+
+    /// Closes the channel: receivers drain what is buffered and then get nil; senders get
+    /// `ChannelClosedError`. Idempotent.
+    public func close() {
+        for w in state.withLock({ $0.close() }) { w.resume() }
+    }
+
+    // MARK: non-blocking
+
+    /// Sends without waiting. Returns false if the channel is full.
+    /// - Throws: `ChannelClosedError` if the channel is closed.
+    @discardableResult
+    public func trySend(_ value: Element) throws(ChannelClosedError<Element>) -> Bool {
+        switch state.withLock({ $0.send(value, queueing: nil) }) {
+        case .sent(let r):
+            r?.resume()
+            return true
+        case .full: return false
+        case .closed: throw ChannelClosedError(value: value)
+        case .queued: spindleFatal("trySend queued a waiter")
+        }
+    }
+
+    /// Receives without waiting.
+    public func tryReceive() -> ChannelTryReceive<Element> {
+        switch state.withLock({ $0.receive(queueing: nil) }) {
+        case .value(let v, let s):
+            s?.resume()
+            return .value(v)
+        case .empty: return .empty
+        case .closed: return .closed
+        case .queued: spindleFatal("tryReceive queued a waiter")
+        }
+    }
+
+    // MARK: tasks
+
+    /// Sends `value`, suspending while the channel is full.
+    /// - Throws: `ChannelClosedError` (with the value) if the channel is or gets closed,
+    ///   `CancellationError` if the task is cancelled while waiting (the value was not sent).
+    public func send(_ value: Element) async throws {
+        if try trySend(value) { return }
+        let waiter = Waiter<Element>(forTask: true)
+        await suspend(waiter) { s in
+            switch s.send(value, queueing: waiter) {
+            case .queued: return (true, nil)
+            case .sent(let r): return (false, [waiter.complete(.completed)] + (r.map { [$0] } ?? []))
+            case .closed: return (false, [waiter.complete(.closed)])
+            case .full: spindleFatal("a queueing send reported full")
+            }
+        }
+        try finishSend(waiter, value)
+    }
+
+    /// Receives the next value, suspending while the channel is empty; nil once it is
+    /// closed and drained.
+    /// - Throws: `CancellationError` if the task is cancelled while waiting.
+    public func receive() async throws -> Element? {
+        switch tryReceive() {
+        case .value(let v): return v
+        case .closed: return nil
+        case .empty: break
+        }
+        let waiter = Waiter<Element>(forTask: true)
+        await suspend(waiter) { s in
+            switch s.receive(queueing: waiter) {
+            case .queued: return (true, nil)
+            case .value(let v, let w):
+                waiter.payload = v
+                return (false, [waiter.complete(.completed)] + (w.map { [$0] } ?? []))
+            case .closed: return (false, [waiter.complete(.closed)])
+            case .empty: spindleFatal("a queueing receive reported empty")
+            }
+        }
+        return try finishReceive(waiter)
+    }
+
+    // MARK: fibers and threads
+
+    /// Sends `value`, parking the calling fiber (or blocking the calling thread) while the
+    /// channel is full.
+    /// - Throws: `ChannelClosedError`; `CancellationError` if the fiber is cancelled while
+    ///   waiting; ``FiberError/blockingOnWorker(_:)`` from a task (use `await`).
+    public func send(_ value: Element) throws {
+        if try trySend(value) { return }
+        try checkMayBlock("Channel.send")
+        if Fiber.isCancelled { throw CancellationError() }
+        let waiter = Waiter<Element>(forTask: false)
+        switch state.withLock({ $0.send(value, queueing: waiter) }) {
+        case .sent(let r):
+            r?.resume()
+            return
+        case .closed: throw ChannelClosedError(value: value)
+        case .full: spindleFatal("a queueing send reported full")
+        case .queued: block(waiter)
+        }
+        try finishSend(waiter, value)
+    }
+
+    /// Receives the next value, parking the calling fiber (or blocking the calling thread)
+    /// while the channel is empty; nil once it is closed and drained.
+    /// - Throws: `CancellationError` if the fiber is cancelled while waiting;
+    ///   ``FiberError/blockingOnWorker(_:)`` from a task (use `await`).
+    public func receive() throws -> Element? {
+        switch tryReceive() {
+        case .value(let v): return v
+        case .closed: return nil
+        case .empty: break
+        }
+        try checkMayBlock("Channel.receive")
+        if Fiber.isCancelled { throw CancellationError() }
+        let waiter = Waiter<Element>(forTask: false)
+        switch state.withLock({ $0.receive(queueing: waiter) }) {
+        case .value(let v, let s):
+            s?.resume()
+            return v
+        case .closed: return nil
+        case .empty: spindleFatal("a queueing receive reported empty")
+        case .queued: block(waiter)
+        }
+        return try finishReceive(waiter)
+    }
+
+    // MARK: machinery
+
+    /// Suspends the task until `waiter` completes. `register` runs under the lock: it
+    /// queues the waiter (returns true) or completes the operation at once (returns the
+    /// waiters to wake, this one included).
+    private func suspend(
+        _ waiter: Waiter<Element>,
+        register: @escaping (inout ChannelState<Element>) -> (queued: Bool, wakes: [Wake<Element>]?)
+    ) async {
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                let wakes: [Wake<Element>] = state.withLock { s in
+                    // Cancelled before we got here: the handler marked it; resume now.
+                    if waiter.outcome == .cancelled { return [Wake(waiter: waiter, continuation: c)] }
+                    waiter.continuation = c
+                    let (queued, wakes) = register(&s)
+                    return queued ? [] : (wakes ?? [])
+                }
+                for w in wakes { w.resume() }
+            }
+        } onCancel: {
+            let wake: Wake<Element>? = state.withLock { s in
+                if s.withdraw(waiter) { return waiter.complete(.cancelled) }
+                // Not registered yet: make the registration see it. Already completed:
+                // keep the outcome (a delivered value is not dropped).
+                if waiter.outcome == .pending && waiter.continuation == nil { waiter.outcome = .cancelled }
+                return nil
+            }
+            wake?.resume()
+        }
+    }
+
+    /// Fibers and threads: waits for `waiter`; on fiber cancellation, withdraws it (or, if
+    /// it was completed meanwhile, waits for that completion and keeps its outcome).
+    private func block(_ waiter: Waiter<Element>) {
+        if waiter.blockUntilDone() { return }
+        let withdrawn = state.withLock { s -> Bool in
+            if s.withdraw(waiter) { _ = waiter.complete(.cancelled); return true }
+            return false
+        }
+        if withdrawn { return }
+        waiter.blockIgnoringCancellation()
+    }
+
+    private func finishSend(_ waiter: Waiter<Element>, _ value: Element) throws {
+        switch state.withLock({ _ in waiter.outcome }) {
+        case .completed: return
+        case .closed: throw ChannelClosedError(value: value)
+        case .cancelled: throw CancellationError()
+        case .pending: spindleFatal("a send waiter resumed while pending")
+        }
+    }
+
+    private func finishReceive(_ waiter: Waiter<Element>) throws -> Element? {
+        let (outcome, value) = state.withLock { _ in (waiter.outcome, waiter.payload.take()) }
+        switch outcome {
+        case .completed: return value
+        case .closed: return nil
+        case .cancelled: throw CancellationError()
+        case .pending: spindleFatal("a receive waiter resumed while pending")
+        }
+    }
+}
+
+/// Throws if blocking here would block a Spindle worker thread outside a fiber.
+func checkMayBlock(_ call: String) throws(FiberError) {
+    if Fiber.currentCore == nil && Worker.current != nil { throw .blockingOnWorker(call) }
+}
+
+extension Channel: AsyncSequence {
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let channel: Channel<Element>
+        public mutating func next() async throws -> Element? { try await channel.receive() }
+    }
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: self) }
+}
+
+extension Channel: Sequence {
+    /// Iterating from a fiber or thread: blocks for each value; ends when the channel is
+    /// closed and drained (or the fiber is cancelled).
+    public struct Iterator: IteratorProtocol {
+        let channel: Channel<Element>
+        public mutating func next() -> Element? { (try? channel.receive()) ?? nil }
+    }
+    public func makeIterator() -> Iterator { Iterator(channel: self) }
+}

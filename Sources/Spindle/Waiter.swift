@@ -1,0 +1,149 @@
+// Waiter: one blocked caller of a synchronization primitive (channel, lock, semaphore…),
+// whichever world it lives in: a task (continuation), a fiber (parked on its worker), or a
+// plain thread (parked on a futex). UNSAFE FILE: @unchecked Sendable state guarded by the
+// owning primitive's lock.
+//
+// The protocol every primitive follows (the Tokio / swift-async-algorithms shape):
+//   1. under the primitive's lock, a pure state machine decides: complete now, or queue
+//      this waiter; a waker, under the same lock, takes a waiter off the queue and fills
+//      in its outcome;
+//   2. after unlocking, whoever decided calls `resume()`: nothing user-visible runs while
+//      the lock is held.
+// Cancellation goes through the same lock: a waiter still queued is removed and completes
+// as cancelled; one already taken off the queue has its outcome (a delivered value is
+// never lost: the cancelled receiver gets it).
+//
+// Fields marked "guarded" are only touched under the owning primitive's lock.
+import Synchronization
+
+/// How a waiter ended.
+enum WaitOutcome: Equatable {
+    /// Still waiting (or not yet registered).
+    case pending
+    /// The operation completed (a value was delivered, a permit granted…).
+    case completed
+    /// The primitive was closed while waiting.
+    case closed
+    /// The waiter was cancelled before anything was delivered to it.
+    case cancelled
+}
+
+final class Waiter<Payload>: @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): `payload`, `outcome`, `isQueued`, `continuation` are
+    // guarded by the owning primitive's lock; `done` is atomic; `fiber`/`parker` are set
+    // at init.
+
+    /// guarded. A sender's offered value, or the value delivered to a receiver.
+    var payload: Payload?
+    /// guarded.
+    var outcome: WaitOutcome = .pending
+    /// guarded. True while the waiter sits in one of the primitive's queues.
+    var isQueued = false
+    /// guarded. The task's continuation, once it has suspended.
+    var continuation: UnsafeContinuation<Void, Never>?
+    /// For `select`: the claim shared by every branch of one select call.
+    let selection: Selection?
+    /// Which branch of the select this waiter is.
+    let branch: Int
+    private let fiber: FiberCore?
+    private let parker: Parker?
+    /// Set (after `outcome`) by whoever completes the waiter; read by a parked fiber or
+    /// thread to know it may go on.
+    private let done = Atomic<Bool>(false)
+
+    /// A waiter for the calling context: the current fiber, or else this thread (parked
+    /// on a futex), or a task (the continuation is attached when it suspends).
+    init(payload: Payload? = nil, forTask: Bool, selection: Selection? = nil, branch: Int = 0) {
+        self.payload = payload
+        self.selection = selection
+        self.branch = branch
+        if forTask {
+            fiber = nil
+            parker = nil
+        } else if let f = Fiber.currentCore {
+            fiber = f
+            parker = nil
+        } else {
+            fiber = nil
+            parker = Parker()
+        }
+    }
+
+    var isDone: Bool { done.load(ordering: .sequentiallyConsistent) }
+
+    /// Under the lock: may this waiter be completed now? For a select branch, claims the
+    /// whole select (so exactly one branch completes).
+    func claim() -> Bool {
+        guard let selection else { return true }
+        return selection.claim(branch)
+    }
+
+    /// Under the lock: completes the waiter. Pass the result to `resume()` after unlocking.
+    func complete(_ outcome: WaitOutcome) -> Wake<Payload> {
+        self.outcome = outcome
+        isQueued = false
+        return Wake(waiter: self, continuation: continuation.take())
+    }
+
+    /// After unlocking: wakes whoever waits on this waiter (exactly once per waiter).
+    fileprivate func resume(continuation c: UnsafeContinuation<Void, Never>?) {
+        done.store(true, ordering: .sequentiallyConsistent)
+        if let c {
+            c.resume()
+        } else if let fiber {
+            fiber.wakeIfParked()
+        } else if let parker {
+            parker.unpark()
+        }
+    }
+
+    /// After a cancelled fiber found its waiter already completed: waits for the resume
+    /// that is on its way, whatever the cancellation.
+    func blockIgnoringCancellation() {
+        if let fiber {
+            while !isDone { fiber.park(unless: { isDone }, cancellable: false) }
+        } else {
+            while !isDone { parker!.park() }
+        }
+    }
+
+    /// For fibers and threads: blocks until `isDone`, or until the fiber is cancelled
+    /// (then returns false; the caller withdraws the waiter under its lock).
+    func blockUntilDone() -> Bool {
+        if let fiber {
+            while !isDone {
+                if fiber.isCancelled { return false }
+                fiber.park(unless: { isDone })
+            }
+            return true
+        }
+        while !isDone { parker!.park() }
+        return true
+    }
+}
+
+/// A completed waiter to wake once the lock is released.
+struct Wake<Payload> {
+    let waiter: Waiter<Payload>
+    let continuation: UnsafeContinuation<Void, Never>?
+    func resume() { waiter.resume(continuation: continuation) }
+}
+
+/// The claim shared by the branches of one `select`: the first branch to claim it is the
+/// one that completes; the others are withdrawn.
+final class Selection: @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): its only state is atomic.
+    static let unclaimed = -1
+    static let cancelledOrTimedOut = -2
+
+    private let winner = Atomic<Int>(Selection.unclaimed)
+
+    func claim(_ branch: Int) -> Bool {
+        winner.compareExchange(expected: Selection.unclaimed, desired: branch, ordering: .sequentiallyConsistent).exchanged
+    }
+
+    var claimedBranch: Int? {
+        let w = winner.load(ordering: .sequentiallyConsistent)
+        return w == Selection.unclaimed ? nil : w
+    }
+}

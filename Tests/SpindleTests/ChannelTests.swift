@@ -1,0 +1,236 @@
+// Channel semantics from tasks, fibers and threads, cancellation races, and a bounded
+// stress test. Stamped out for every runtime shape where it matters.
+@testable import Spindle
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Records which values a consumer received.
+final class Received: Sendable {
+    private let items = Mutex<[Int]>([])
+    func add(_ v: Int) { items.withLock { $0.append(v) } }
+    var all: [Int] { items.withLock { $0 } }
+}
+
+@Suite(.serialized) struct ChannelTests {
+    @Test func bufferedIsFIFOAndDrainsAfterClose() async throws {
+        let ch = Channel<Int>(capacity: 4)
+        for i in 1...4 { try await ch.send(i) }
+        #expect(try ch.trySend(5) == false)
+        #expect(ch.count == 4)
+        ch.close()
+        #expect(ch.isClosed)
+        var got: [Int] = []
+        while let v = try await ch.receive() { got.append(v) }
+        #expect(got == [1, 2, 3, 4])
+        #expect(try await ch.receive() == nil)
+        do {
+            try await ch.send(9)
+            Issue.record("send after close did not throw")
+        } catch let e as ChannelClosedError<Int> {
+            #expect(e.value == 9)
+        }
+        if case .closed = ch.tryReceive() {} else { Issue.record("tryReceive after drain is not .closed") }
+    }
+
+    @Test func unboundedNeverWaits() throws {
+        let ch = Channel<Int>.unbounded()
+        for i in 0..<10_000 { #expect(try ch.trySend(i)) }
+        #expect(ch.count == 10_000)
+        var n = 0
+        while case .value = ch.tryReceive() { n += 1 }
+        #expect(n == 10_000)
+    }
+
+    @Test(arguments: Shape.all)
+    func rendezvousHandsValuesFromTasksToFibersInOrder(shape: Shape) throws {
+        let rt = try shape.make()
+        defer { rt.shutdown() }
+        let ch = Channel<Int>(capacity: 0)
+        #expect(try ch.trySend(1) == false)   // nobody receiving: a rendezvous cannot buffer
+        let consumer = rt.spawnFiber { () throws -> [Int] in
+            var got: [Int] = []
+            while let v = try ch.receive() { got.append(v) }
+            return got
+        }
+        let got = try rt.run { () async throws -> [Int] in
+            for i in 0..<500 { try await ch.send(i) }
+            ch.close()
+            return try await consumer.value
+        }
+        #expect(got == Array(0..<500))
+    }
+
+    @Test(arguments: Shape.all)
+    func fibersSendTasksReceiveAndBack(shape: Shape) throws {
+        let rt = try shape.make()
+        defer { rt.shutdown() }
+        let toTasks = Channel<Int>(capacity: 3), toFibers = Channel<Int>(capacity: 1)
+        let n = 2_000
+        // A fiber echoes whatever tasks send it, plus one.
+        let echo = rt.spawnFiber { () throws -> Int in
+            var count = 0
+            for v in toFibers { try toTasks.send(v + 1); count += 1 }
+            toTasks.close()
+            return count
+        }
+        let sum = try rt.run { () async throws -> Int in
+            let producer = Task(executorPreference: rt) {
+                for i in 0..<n { try await toFibers.send(i) }
+                toFibers.close()
+            }
+            var sum = 0
+            for try await v in toTasks { sum += v }
+            try await producer.value
+            return sum
+        }
+        #expect(sum == (1...n).reduce(0, +))
+        #expect(try echo.join() == n)
+    }
+
+    @Test func aPlainThreadBlocksOnAChannel() throws {
+        let rt = try Runtime(flavor: .multiThread, workers: 2)
+        defer { rt.shutdown() }
+        let ch = Channel<Int>(capacity: 0)
+        rt.spawnFiber {
+            try Fiber.sleep(for: .milliseconds(5))
+            try ch.send(42)
+        }
+        // This test's own thread is not a worker: receive blocks it.
+        #expect(try ch.receive() == 42)
+    }
+
+    @Test func blockingCallsFromATaskAreRefused() throws {
+        let rt = try Runtime(flavor: .multiThread, workers: 2)
+        defer { rt.shutdown() }
+        let ch = Channel<Int>(capacity: 0)
+        // The synchronous overloads, picked by type (in async code `ch.receive()` is the
+        // async one).
+        let receiveBlocking: () throws -> Int? = ch.receive
+        let sendBlocking: (Int) throws -> Void = ch.send
+        let refused = try rt.run { () async -> [FiberError?] in
+            var out: [FiberError?] = []
+            do { _ = try receiveBlocking(); out.append(nil) } catch { out.append(error as? FiberError) }
+            do { try sendBlocking(1); out.append(nil) } catch { out.append(error as? FiberError) }
+            return out
+        }
+        #expect(refused == [.blockingOnWorker("Channel.receive"), .blockingOnWorker("Channel.send")])
+    }
+
+    @Test(arguments: Shape.all)
+    func cancelledWaitersAreRemovedAndNothingIsLost(shape: Shape) throws {
+        let rt = try shape.make()
+        defer { rt.shutdown() }
+        let ch = Channel<Int>(capacity: 0)
+        // A task and a fiber wait to receive; both are cancelled.
+        let fiberReceiver = rt.spawnFiber { () throws -> Int? in try ch.receive() }
+        let outcome = try rt.run { () async throws -> [String] in
+            let taskReceiver = Task(executorPreference: rt) { try await ch.receive() }
+            // A sender blocked on a full rendezvous is cancelled too.
+            let blockedSender = Task(executorPreference: rt) { () async throws -> Void in
+                try await Task.sleep(for: .milliseconds(30))
+                try await ch.send(99)
+            }
+            try await Task.sleep(for: .milliseconds(10))
+            taskReceiver.cancel()
+            fiberReceiver.cancel()
+            var out: [String] = []
+            do { _ = try await taskReceiver.value; out.append("value") } catch is CancellationError { out.append("cancelled") }
+            do { _ = try await fiberReceiver.value; out.append("value") } catch is CancellationError { out.append("cancelled") }
+            try await Task.sleep(for: .milliseconds(40))
+            blockedSender.cancel()
+            do { try await blockedSender.value; out.append("sent") } catch is CancellationError { out.append("cancelled") }
+            // The channel still works, and nobody stale is queued: a new pair meets.
+            let late = Task(executorPreference: rt) { try await ch.receive() }
+            try await ch.send(7)
+            out.append("\(try await late.value ?? -1)")
+            return out
+        }
+        #expect(outcome == ["cancelled", "cancelled", "cancelled", "7"])
+        let queued = ch.state.withLock { ($0.receivers.count, $0.senders.count) }
+        #expect(queued == (0, 0))
+    }
+
+    @Test func closingWakesBlockedSendersWithTheirValues() throws {
+        let rt = try Runtime(flavor: .multiThread, workers: 2)
+        defer { rt.shutdown() }
+        let ch = Channel<String>(capacity: 1)
+        try ch.send("kept")
+        let blocked = rt.spawnFiber { () throws -> String in
+            do { try ch.send("returned"); return "sent" } catch let e as ChannelClosedError<String> { return e.value }
+        }
+        try Fiber.sleep(for: .milliseconds(10))
+        ch.close()
+        #expect(try blocked.join() == "returned")
+        #expect(try ch.receive() == "kept")
+        #expect(try ch.receive() == nil)
+    }
+
+    @Test func bufferedValuesAreReleasedWithTheChannel() throws {
+        let counter = DeinitCounter()
+        do {
+            let ch = Channel<DeinitCounter.Token>(capacity: 8)
+            for _ in 0..<5 { try ch.send(counter.token()) }
+            ch.close()
+        }
+        #expect(counter.value == 5)
+    }
+
+    @Test(arguments: [Shape(flavor: .multiThread, workers: 2), Shape(flavor: .multiThread, workers: 4)])
+    func stressManyProducersConsumersAndRandomCancellation(shape: Shape) throws {
+        let rt = try shape.make()
+        defer { rt.shutdown() }
+        let ch = Channel<Int>(capacity: 8)
+        let producers = 6, perProducer = 4_000 / testScale + 100
+        let total = producers * perProducer
+        let received = Received()
+        let seen = SeenSet(count: total)
+        try rt.run { () async throws -> Void in
+            // Half the producers are fibers, half tasks.
+            var fiberProducers: [FiberHandle<Void>] = []
+            var taskProducers: [Task<Void, any Error>] = []
+            for p in 0..<producers {
+                let base = p * perProducer
+                if p % 2 == 0 {
+                    fiberProducers.append(rt.spawnFiber { for i in 0..<perProducer { try ch.send(base + i) } })
+                } else {
+                    taskProducers.append(Task(executorPreference: rt) { for i in 0..<perProducer { try await ch.send(base + i) } })
+                }
+            }
+            // Consumers: fibers that run to the end, and tasks that get cancelled at random
+            // moments and are replaced; every value must be received exactly once.
+            var fiberConsumers: [FiberHandle<Void>] = []
+            for _ in 0..<3 {
+                fiberConsumers.append(rt.spawnFiber {
+                    while let v = try ch.receive() { received.add(v); seen.mark(v) }
+                })
+            }
+            var rng = SystemRandomNumberGenerator()
+            let deadline = ContinuousClock.now + .seconds(20)
+            var producersDone = false
+            while !producersDone && ContinuousClock.now < deadline {
+                let consumer = Task(executorPreference: rt) { () async -> Void in
+                    while true {
+                        do {
+                            guard let v = try await ch.receive() else { return }
+                            received.add(v)
+                            seen.mark(v)
+                        } catch { return }   // cancelled
+                    }
+                }
+                try await Task.sleep(for: .microseconds(Int.random(in: 100...2_000, using: &rng)))
+                consumer.cancel()
+                await consumer.value
+                producersDone = fiberProducers.allSatisfy(\.isFinished)
+            }
+            for f in fiberProducers { try await f.value }
+            for t in taskProducers { try await t.value }
+            ch.close()
+            for f in fiberConsumers { try await f.value }
+        }
+        #expect(received.all.count == total)
+        #expect(seen.missing == 0 && seen.duplicates == 0)
+    }
+}
