@@ -10,6 +10,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // Only for `spindle bench`: AsyncChannel is a comparison peer of Spindle's Channel.
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
     ],
     targets: [
         // The only C in the runtime: futex, thread-local slot, CPU affinity, and the
@@ -31,6 +33,7 @@ let package = Package(
                 "Spindle",
                 "CSpindleBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ]
         ),
         // A tiny program the tests run in a subprocess: global-executor installation is

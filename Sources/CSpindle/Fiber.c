@@ -180,8 +180,9 @@ void spindle_fiber_exit(spindle_fiber_context *ctx) {
     // NULL: this fiber's fake stack is released; it never comes back.
     __sanitizer_start_switch_fiber(NULL, ctx->asan_caller_bottom, ctx->asan_caller_size);
 #endif
-    void *dead;
-    spindle_switch(&dead, ctx->caller_sp);
+    // The outgoing stack pointer is stored in the context, not in a local: under ASan a
+    // local may live in the fake stack released just above.
+    spindle_switch(&ctx->sp, ctx->caller_sp);
     __builtin_trap();
 }
 

@@ -23,6 +23,7 @@ import Synchronization
 public struct ChannelClosedError<Element: Sendable>: Error, CustomStringConvertible {
     /// The value the failed send carried.
     public let value: Element
+    @inlinable init(value: Element) { self.value = value }
     public var description: String { "send on a closed channel" }
 }
 
@@ -35,19 +36,20 @@ public enum ChannelTryReceive<Element: Sendable>: Sendable {
     case closed
 }
 
+@usableFromInline
 struct ChannelState<Element> {
-    var buffer = Deque<Element>()
+    @usableFromInline var buffer = Deque<Element>()
     /// Int.max for unbounded.
-    let capacity: Int
-    var closed = false
-    var receivers = Deque<Waiter<Element>>()
-    var senders = Deque<Waiter<Element>>()
+    @usableFromInline let capacity: Int
+    @usableFromInline var closed = false
+    @usableFromInline var receivers = Deque<Waiter<Element>>()
+    @usableFromInline var senders = Deque<Waiter<Element>>()
 
-    init(capacity: Int) { self.capacity = capacity }
+    @inlinable init(capacity: Int) { self.capacity = capacity }
 
-    enum Send {
+    @usableFromInline enum Send {
         /// Sent; wake this receiver (if any) after unlocking.
-        case sent(Wake<Element>?)
+        case sent(Wake?)
         case full
         case closed
         /// The waiter was queued.
@@ -55,6 +57,7 @@ struct ChannelState<Element> {
     }
 
     /// Sends `value`, or queues `waiter` (if given) when there is no room.
+    @inlinable
     mutating func send(_ value: Element, queueing waiter: Waiter<Element>?) -> Send {
         if closed { return .closed }
         while let r = receivers.popFirst() {
@@ -74,15 +77,16 @@ struct ChannelState<Element> {
         return .queued
     }
 
-    enum Receive {
+    @usableFromInline enum Receive {
         /// A value; wake this sender (if any) after unlocking.
-        case value(Element, Wake<Element>?)
+        case value(Element, Wake?)
         case empty
         case closed
         case queued
     }
 
     /// Receives a value, or queues `waiter` (if given) when there is none.
+    @inlinable
     mutating func receive(queueing waiter: Waiter<Element>?) -> Receive {
         if let v = buffer.popFirst() {
             // Room freed: the first waiting sender's value moves into the buffer.
@@ -108,10 +112,11 @@ struct ChannelState<Element> {
     }
 
     /// Closes; returns the waiters to wake (all of them get `.closed`).
-    mutating func close() -> [Wake<Element>] {
+    @inlinable
+    mutating func close() -> [Wake] {
         if closed { return [] }
         closed = true
-        var out: [Wake<Element>] = []
+        var out: [Wake] = []
         for w in receivers {
             w.isQueued = false
             if w.claim() { out.append(w.complete(.closed)) }
@@ -127,6 +132,7 @@ struct ChannelState<Element> {
 
     /// Withdraws a queued waiter (cancellation, or a select that completed elsewhere).
     /// Returns true if it was still queued.
+    @inlinable
     mutating func withdraw(_ w: Waiter<Element>) -> Bool {
         guard w.isQueued else { return false }
         if let i = receivers.firstIndex(where: { $0 === w }) {
@@ -148,15 +154,17 @@ struct ChannelState<Element> {
 /// for try await v in ch { print(v) }                                      // a task
 /// ```
 public final class Channel<Element: Sendable>: Sendable {
-    let state: Lock<ChannelState<Element>>
+    @usableFromInline let state: Lock<ChannelState<Element>>
 
     /// A channel that holds up to `capacity` values (0: every send waits for a receiver).
+    @inlinable
     public init(capacity: Int) {
         precondition(capacity >= 0, "Channel capacity must be >= 0")
         state = Lock(ChannelState(capacity: capacity))
     }
 
     /// A channel whose sends never wait.
+    @inlinable
     public static func unbounded() -> Channel<Element> {
         let c = Channel(capacity: 0)
         c.state.withLock { $0 = ChannelState(capacity: .max) }
@@ -171,6 +179,7 @@ public final class Channel<Element: Sendable>: Sendable {
 
     /// Closes the channel: receivers drain what is buffered and then get nil; senders get
     /// `ChannelClosedError`. Idempotent.
+    @inlinable
     public func close() {
         for w in state.withLock({ $0.close() }) { w.resume() }
     }
@@ -179,7 +188,7 @@ public final class Channel<Element: Sendable>: Sendable {
 
     /// Sends without waiting. Returns false if the channel is full.
     /// - Throws: `ChannelClosedError` if the channel is closed.
-    @discardableResult
+    @inlinable @discardableResult
     public func trySend(_ value: Element) throws(ChannelClosedError<Element>) -> Bool {
         switch state.withLock({ $0.send(value, queueing: nil) }) {
         case .sent(let r):
@@ -192,6 +201,7 @@ public final class Channel<Element: Sendable>: Sendable {
     }
 
     /// Receives without waiting.
+    @inlinable
     public func tryReceive() -> ChannelTryReceive<Element> {
         switch state.withLock({ $0.receive(queueing: nil) }) {
         case .value(let v, let s):
@@ -208,6 +218,7 @@ public final class Channel<Element: Sendable>: Sendable {
     /// Sends `value`, suspending while the channel is full.
     /// - Throws: `ChannelClosedError` (with the value) if the channel is or gets closed,
     ///   `CancellationError` if the task is cancelled while waiting (the value was not sent).
+    @inlinable
     public func send(_ value: Element) async throws {
         if try trySend(value) { return }
         let waiter = Waiter<Element>(forTask: true)
@@ -225,6 +236,7 @@ public final class Channel<Element: Sendable>: Sendable {
     /// Receives the next value, suspending while the channel is empty; nil once it is
     /// closed and drained.
     /// - Throws: `CancellationError` if the task is cancelled while waiting.
+    @inlinable
     public func receive() async throws -> Element? {
         switch tryReceive() {
         case .value(let v): return v
@@ -251,6 +263,7 @@ public final class Channel<Element: Sendable>: Sendable {
     /// channel is full.
     /// - Throws: `ChannelClosedError`; `CancellationError` if the fiber is cancelled while
     ///   waiting; ``FiberError/blockingOnWorker(_:)`` from a task (use `await`).
+    @inlinable
     public func send(_ value: Element) throws {
         if try trySend(value) { return }
         try checkMayBlock("Channel.send")
@@ -271,6 +284,7 @@ public final class Channel<Element: Sendable>: Sendable {
     /// while the channel is empty; nil once it is closed and drained.
     /// - Throws: `CancellationError` if the fiber is cancelled while waiting;
     ///   ``FiberError/blockingOnWorker(_:)`` from a task (use `await`).
+    @inlinable
     public func receive() throws -> Element? {
         switch tryReceive() {
         case .value(let v): return v
@@ -296,13 +310,14 @@ public final class Channel<Element: Sendable>: Sendable {
     /// Suspends the task until `waiter` completes. `register` runs under the lock: it
     /// queues the waiter (returns true) or completes the operation at once (returns the
     /// waiters to wake, this one included).
-    private func suspend(
+    @inlinable
+    func suspend(
         _ waiter: Waiter<Element>,
-        register: @escaping (inout ChannelState<Element>) -> (queued: Bool, wakes: [Wake<Element>]?)
+        register: @escaping (inout ChannelState<Element>) -> (queued: Bool, wakes: [Wake]?)
     ) async {
         await withTaskCancellationHandler {
             await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-                let wakes: [Wake<Element>] = state.withLock { s in
+                let wakes: [Wake] = state.withLock { s in
                     // Cancelled before we got here: the handler marked it; resume now.
                     if waiter.outcome == .cancelled { return [Wake(waiter: waiter, continuation: c)] }
                     waiter.continuation = c
@@ -312,7 +327,7 @@ public final class Channel<Element: Sendable>: Sendable {
                 for w in wakes { w.resume() }
             }
         } onCancel: {
-            let wake: Wake<Element>? = state.withLock { s in
+            let wake: Wake? = state.withLock { s in
                 if s.withdraw(waiter) { return waiter.complete(.cancelled) }
                 // Not registered yet: make the registration see it. Already completed:
                 // keep the outcome (a delivered value is not dropped).
@@ -325,7 +340,8 @@ public final class Channel<Element: Sendable>: Sendable {
 
     /// Fibers and threads: waits for `waiter`; on fiber cancellation, withdraws it (or, if
     /// it was completed meanwhile, waits for that completion and keeps its outcome).
-    private func block(_ waiter: Waiter<Element>) {
+    @inlinable
+    func block(_ waiter: Waiter<Element>) {
         if waiter.blockUntilDone() { return }
         let withdrawn = state.withLock { s -> Bool in
             if s.withdraw(waiter) { _ = waiter.complete(.cancelled); return true }
@@ -335,7 +351,8 @@ public final class Channel<Element: Sendable>: Sendable {
         waiter.blockIgnoringCancellation()
     }
 
-    private func finishSend(_ waiter: Waiter<Element>, _ value: Element) throws {
+    @inlinable
+    func finishSend(_ waiter: Waiter<Element>, _ value: Element) throws {
         switch state.withLock({ _ in waiter.outcome }) {
         case .completed: return
         case .closed: throw ChannelClosedError(value: value)
@@ -344,7 +361,8 @@ public final class Channel<Element: Sendable>: Sendable {
         }
     }
 
-    private func finishReceive(_ waiter: Waiter<Element>) throws -> Element? {
+    @inlinable
+    func finishReceive(_ waiter: Waiter<Element>) throws -> Element? {
         let (outcome, value) = state.withLock { _ in (waiter.outcome, waiter.payload.take()) }
         switch outcome {
         case .completed: return value
@@ -356,6 +374,7 @@ public final class Channel<Element: Sendable>: Sendable {
 }
 
 /// Throws if blocking here would block a Spindle worker thread outside a fiber.
+@usableFromInline
 func checkMayBlock(_ call: String) throws(FiberError) {
     if Fiber.currentCore == nil && Worker.current != nil { throw .blockingOnWorker(call) }
 }

@@ -11,12 +11,14 @@
 import Glibc
 #endif
 
+@usableFromInline
 final class Lock<Value>: @unchecked Sendable {
     // SAFETY (@unchecked Sendable): `value` is only read or written between
     // pthread_mutex_lock and pthread_mutex_unlock on `mutex`, in `withLock`.
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private var value: Value
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline var value: Value
 
+    @usableFromInline
     init(_ value: Value) {
         self.value = value
         // SAFETY: allocated and initialised here, destroyed and freed in deinit.
@@ -32,7 +34,7 @@ final class Lock<Value>: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }

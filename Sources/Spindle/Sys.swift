@@ -28,6 +28,7 @@ public struct SysError: Error, Equatable, CustomStringConvertible {
 
 /// Stops the process with a fixed-prefix message. Used only for broken runtime invariants
 /// (never for anything a user's input can cause); tests match on the prefix.
+@usableFromInline
 func spindleFatal(_ message: String, file: StaticString = #fileID, line: UInt = #line) -> Never {
     fatalError("Spindle fatal: \(message)", file: file, line: line)
 }

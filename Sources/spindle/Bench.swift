@@ -22,6 +22,8 @@ struct Row {
 /// - `swift-iterator`: plain Swift with no runtime (for rows that need none).
 /// - `context`, `asm`: the fiber switch's layers alone (C loops, CSpindleBench).
 /// - `threads`, `threads-1cpu`: two OS threads, free to use any CPU or pinned to one.
+/// - `asyncstream`, `asyncchannel`: the standard library's AsyncStream and
+///   swift-async-algorithms' AsyncChannel, on Swift's default executor.
 let allRows: [Row] = [
     Row(name: "task.yield", unit: "ns", systems: ["spindle", "spindle-1worker", "spindle-preference", "swift-default"],
         summary: "ns per await Task.yield() of one task looping"),
@@ -45,6 +47,14 @@ let allRows: [Row] = [
         summary: "RSS bytes per suspended fiber, 1M alive"),
     Row(name: "thread.switch", unit: "ns", systems: ["threads", "threads-1cpu"],
         summary: "ns per one-way hand-off between two OS threads through futexes (any CPUs; one CPU)"),
+    Row(name: "channel.rtt.task", unit: "ns", systems: ["spindle", "asyncstream", "asyncchannel"],
+        summary: "ns per round trip between two tasks through two channels"),
+    Row(name: "channel.rtt.fiber", unit: "ns", systems: ["spindle"],
+        summary: "ns per round trip between two fibers through two channels (one worker)"),
+    Row(name: "channel.throughput.1p", unit: "msg/s", systems: ["spindle", "asyncstream", "asyncchannel"],
+        summary: "messages per second from one producer task into one consumer task"),
+    Row(name: "channel.throughput.4p", unit: "msg/s", systems: ["spindle", "asyncstream", "asyncchannel"],
+        summary: "messages per second from four producer tasks into one consumer task"),
     Row(name: "runtime.idle.cpu", unit: "%", systems: ["spindle"],
         summary: "CPU used by an idle runtime over 5 s (percent of one core)"),
 ]
@@ -117,14 +127,17 @@ struct Bench: ParsableCommand {
 
     private func printTable(_ results: [(Row, String, Double)]) {
         print("")
-        print(pad("row", 18) + pad("system", 20) + pad("median", 12) + pad("unit", 7) + "vs swift-default")
-        print(String(repeating: "-", count: 75))
+        print(pad("row", 22) + pad("system", 20) + pad("median", 12) + pad("unit", 7) + "vs baseline")
+        print(String(repeating: "-", count: 80))
         for (row, system, value) in results {
+            // The baseline is Swift's own executor, or for channel rows AsyncStream on it.
+            let baseline = row.systems.first { $0 == "swift-default" || $0 == "asyncstream" }
             var ratio = ""
-            if let base = results.first(where: { $0.0.name == row.name && $0.1 == "swift-default" })?.2, base > 0, system != "swift-default" {
-                ratio = String(format: "%.2f×", value / base)
+            if let b = baseline, system != b,
+               let base = results.first(where: { $0.0.name == row.name && $0.1 == b })?.2, base > 0 {
+                ratio = String(format: "%.2f×", value / base) + " " + b
             }
-            print(pad(row.name, 18) + pad(system, 20) + pad(format(value), 12) + pad(row.unit, 7) + ratio)
+            print(pad(row.name, 22) + pad(system, 20) + pad(format(value), 12) + pad(row.unit, 7) + ratio)
         }
     }
 }

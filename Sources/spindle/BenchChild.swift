@@ -14,6 +14,7 @@ struct BenchChild: ParsableCommand {
         let scale = self.scale
         let n: @Sendable (Int) -> Int = { base in max(1_000, Int(Double(base) * scale)) }
         let row = self.row
+        let system = self.system
         let measure: @Sendable (Spawner, Int) async -> Double = { s, workers in
             switch row {
             case "task.yield": return await Measurements.yield(s, iterations: n(1_000_000))
@@ -22,6 +23,20 @@ struct BenchChild: ParsableCommand {
             case "task.fanout": return await Measurements.fanout(s, iterations: n(1_000_000))
             case "task.memory": return await Measurements.memory(s, count: n(100_000))
             case "runtime.idle.cpu": return Measurements.idleCPU(seconds: 5)
+            case "channel.rtt.task":
+                switch system {
+                case "asyncstream": return await ChannelMeasurements.rttAsyncStream(iterations: n(200_000))
+                case "asyncchannel": return await ChannelMeasurements.rttAsyncChannel(iterations: n(200_000))
+                default: return await ChannelMeasurements.rttSpindleTasks(iterations: n(200_000))
+                }
+            case "channel.throughput.1p", "channel.throughput.4p":
+                let producers = row.hasSuffix("4p") ? 4 : 1
+                let messages = n(2_000_000)
+                switch system {
+                case "asyncstream": return await ChannelMeasurements.throughputAsyncStream(producers: producers, messages: messages)
+                case "asyncchannel": return await ChannelMeasurements.throughputAsyncChannel(producers: producers, messages: messages)
+                default: return await ChannelMeasurements.throughputSpindle(producers: producers, messages: messages)
+                }
             default: fatalError("unknown row \(row)")
             }
         }
@@ -54,7 +69,7 @@ struct BenchChild: ParsableCommand {
             let v = try rt.run { await measure(Spawner(preference: rt), cpus) }
             print(v)
             rt.shutdown()
-        case "swift-default":
+        case "swift-default", "asyncstream", "asyncchannel":
             let box = ResultBox()
             let sem = Semaphore()
             Task.detached {
@@ -100,9 +115,11 @@ func fiberRow(row: String, system: String, n: (Int) -> Int) throws -> Double? {
     case ("fiber.spawn", "spindle"): return try FiberMeasurements.fiberSpawn(iterations: n(1_000_000))
     case ("fiber.memory.100k", "spindle"): return try FiberMeasurements.fiberMemory(count: 100_000)
     case ("fiber.memory.1m", "spindle"): return try FiberMeasurements.fiberMemory(count: 1_000_000)
+    case ("channel.rtt.fiber", "spindle"): return try ChannelMeasurements.rttSpindleFibers(iterations: n(1_000_000))
     case ("thread.switch", "threads"): return spindle_bench_thread_switch(Int64(n(200_000)), 0)
     case ("thread.switch", "threads-1cpu"): return spindle_bench_thread_switch(Int64(n(200_000)), 1)
-    case ("fiber.switch", _), ("fiber.spawn", _), ("fiber.memory.100k", _), ("fiber.memory.1m", _), ("thread.switch", _):
+    case ("fiber.switch", _), ("fiber.spawn", _), ("fiber.memory.100k", _), ("fiber.memory.1m", _), ("thread.switch", _),
+         ("channel.rtt.fiber", _):
         throw ValidationError("unknown system \(system) for \(row)")
     default: return nil
     }
