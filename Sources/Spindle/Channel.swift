@@ -58,7 +58,7 @@ struct ChannelState<Element> {
 
     /// Sends `value`, or queues `waiter` (if given) when there is no room.
     @inlinable
-    mutating func send(_ value: Element, queueing waiter: Waiter<Element>?) -> Send {
+    mutating func send(_ value: Element, queueing waiter: @autoclosure () -> Waiter<Element>?) -> Send {
         if closed { return .closed }
         while let r = receivers.popFirst() {
             r.isQueued = false
@@ -70,7 +70,7 @@ struct ChannelState<Element> {
             buffer.append(value)
             return .sent(nil)
         }
-        guard let waiter else { return .full }
+        guard let waiter = waiter() else { return .full }
         waiter.payload = value
         waiter.isQueued = true
         senders.append(waiter)
@@ -87,7 +87,7 @@ struct ChannelState<Element> {
 
     /// Receives a value, or queues `waiter` (if given) when there is none.
     @inlinable
-    mutating func receive(queueing waiter: Waiter<Element>?) -> Receive {
+    mutating func receive(queueing waiter: @autoclosure () -> Waiter<Element>?) -> Receive {
         if let v = buffer.popFirst() {
             // Room freed: the first waiting sender's value moves into the buffer.
             while let s = senders.popFirst() {
@@ -105,7 +105,7 @@ struct ChannelState<Element> {
             return .value(v, s.complete(.completed))
         }
         if closed { return .closed }
-        guard let waiter else { return .empty }
+        guard let waiter = waiter() else { return .empty }
         waiter.isQueued = true
         receivers.append(waiter)
         return .queued
@@ -265,19 +265,25 @@ public final class Channel<Element: Sendable>: Sendable {
     ///   waiting; ``FiberError/blockingOnWorker(_:)`` from a task (use `await`).
     @inlinable
     public func send(_ value: Element) throws {
-        if try trySend(value) { return }
-        try checkMayBlock("Channel.send")
-        if Fiber.isCancelled { throw CancellationError() }
-        let waiter = Waiter<Element>(forTask: false)
-        switch state.withLock({ $0.send(value, queueing: waiter) }) {
+        // One pass under the lock: send now, or queue a waiter made only if needed.
+        var waiter: Waiter<Element>?
+        var refusal: FiberError?
+        let decision = state.withLock { s in
+            s.send(value, queueing: {
+                do throws(FiberError) { try checkMayBlock("Channel.send") } catch { refusal = error; return nil }
+                waiter = Waiter<Element>(forTask: false)
+                return waiter
+            }())
+        }
+        switch decision {
         case .sent(let r):
             r?.resume()
             return
         case .closed: throw ChannelClosedError(value: value)
-        case .full: spindleFatal("a queueing send reported full")
-        case .queued: block(waiter)
+        case .full: throw refusal!
+        case .queued: block(waiter!)
         }
-        try finishSend(waiter, value)
+        try finishSend(waiter!, value)
     }
 
     /// Receives the next value, parking the calling fiber (or blocking the calling thread)
@@ -286,23 +292,24 @@ public final class Channel<Element: Sendable>: Sendable {
     ///   ``FiberError/blockingOnWorker(_:)`` from a task (use `await`).
     @inlinable
     public func receive() throws -> Element? {
-        switch tryReceive() {
-        case .value(let v): return v
-        case .closed: return nil
-        case .empty: break
+        var waiter: Waiter<Element>?
+        var refusal: FiberError?
+        let decision = state.withLock { s in
+            s.receive(queueing: {
+                do throws(FiberError) { try checkMayBlock("Channel.receive") } catch { refusal = error; return nil }
+                waiter = Waiter<Element>(forTask: false)
+                return waiter
+            }())
         }
-        try checkMayBlock("Channel.receive")
-        if Fiber.isCancelled { throw CancellationError() }
-        let waiter = Waiter<Element>(forTask: false)
-        switch state.withLock({ $0.receive(queueing: waiter) }) {
+        switch decision {
         case .value(let v, let s):
             s?.resume()
             return v
         case .closed: return nil
-        case .empty: spindleFatal("a queueing receive reported empty")
-        case .queued: block(waiter)
+        case .empty: throw refusal!
+        case .queued: block(waiter!)
         }
-        return try finishReceive(waiter)
+        return try finishReceive(waiter!)
     }
 
     // MARK: machinery
@@ -351,9 +358,12 @@ public final class Channel<Element: Sendable>: Sendable {
         waiter.blockIgnoringCancellation()
     }
 
+    /// After the waiter was resumed (its completer's writes are visible: the resume is a
+    /// continuation resume or the waiter's `done` flag, both release/acquire), or after we
+    /// completed it ourselves under the lock.
     @inlinable
     func finishSend(_ waiter: Waiter<Element>, _ value: Element) throws {
-        switch state.withLock({ _ in waiter.outcome }) {
+        switch waiter.outcome {
         case .completed: return
         case .closed: throw ChannelClosedError(value: value)
         case .cancelled: throw CancellationError()
@@ -363,7 +373,7 @@ public final class Channel<Element: Sendable>: Sendable {
 
     @inlinable
     func finishReceive(_ waiter: Waiter<Element>) throws -> Element? {
-        let (outcome, value) = state.withLock { _ in (waiter.outcome, waiter.payload.take()) }
+        let (outcome, value) = (waiter.outcome, waiter.payload.take())
         switch outcome {
         case .completed: return value
         case .closed: return nil

@@ -19,7 +19,9 @@
 // (measured: unspecialized, the Swift runtime's generic-metadata lookups made a channel
 // round trip cost ~6.6 µs instead of well under one).
 //
-// Fields marked "guarded" are only touched under the owning primitive's lock.
+// Fields marked "guarded" are only touched under the owning primitive's lock (or, once the
+// waiter is done, by its owner after the hand-off); they are @exclusivity(unchecked) since
+// the lock already makes accesses exclusive.
 import Synchronization
 
 /// How a waiter ended.
@@ -42,11 +44,11 @@ class WaiterCore: @unchecked Sendable {
     // at init.
 
     /// guarded.
-    @usableFromInline var outcome: WaitOutcome = .pending
+    @usableFromInline @exclusivity(unchecked) var outcome: WaitOutcome = .pending
     /// guarded. True while the waiter sits in one of the primitive's queues.
-    @usableFromInline var isQueued = false
+    @usableFromInline @exclusivity(unchecked) var isQueued = false
     /// guarded. The task's continuation, once it has suspended.
-    @usableFromInline var continuation: UnsafeContinuation<Void, Never>?
+    @usableFromInline @exclusivity(unchecked) var continuation: UnsafeContinuation<Void, Never>?
     /// For `select`: the claim shared by every branch of one select call.
     @usableFromInline let selection: Selection?
     /// Which branch of the select this waiter is.
@@ -139,7 +141,7 @@ class WaiterCore: @unchecked Sendable {
 final class Waiter<Payload>: WaiterCore, @unchecked Sendable {
     // SAFETY (@unchecked Sendable): `payload` is guarded by the owning primitive's lock.
     /// guarded. A sender's offered value, or the value delivered to a receiver.
-    @usableFromInline var payload: Payload?
+    @usableFromInline @exclusivity(unchecked) var payload: Payload?
 
     @inlinable
     init(payload: Payload? = nil, forTask: Bool, selection: Selection? = nil, branch: Int = 0) {
