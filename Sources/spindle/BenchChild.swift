@@ -71,7 +71,7 @@ struct BenchChild: ParsableCommand {
             rt.shutdown()
         case "swift-default", "asyncstream", "asyncchannel":
             let box = ResultBox()
-            let sem = Semaphore()
+            let sem = PosixSemaphore()
             Task.detached {
                 box.value = await measure(Spawner(preference: nil), cpus)
                 sem.signal()
@@ -97,7 +97,7 @@ final class ResultBox: @unchecked Sendable {
 }
 
 /// A POSIX semaphore for the swift-default child's main thread to wait on.
-final class Semaphore: @unchecked Sendable {
+final class PosixSemaphore: @unchecked Sendable {
     // SAFETY (@unchecked Sendable): sem_t is designed for use across threads; the pointer
     // is allocated in init and never freed (one per process).
     private let sem = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)

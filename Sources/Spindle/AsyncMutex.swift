@@ -1,0 +1,99 @@
+// AsyncMutex: a FIFO-fair lock whose waiters suspend (tasks) or park (fibers) instead of
+// blocking a thread. UNSAFE FILE: none of its own.
+//
+// State machine under one lock: `locked` and a FIFO of waiters. unlock() hands the lock
+// straight to the oldest waiter (it stays locked), so nobody can barge in ahead of a
+// waiter: strict arrival order. A waiter cancelled while queued is withdrawn and throws;
+// one that was handed the lock at the same moment owns it and returns normally.
+import DequeModule
+
+/// A fair mutual-exclusion lock for tasks, fibers and threads.
+///
+/// ```swift
+/// let m = AsyncMutex()
+/// try await m.withLock { await update() }       // a task
+/// try m.withLock { updateSync() }               // a fiber or a plain thread
+/// ```
+public final class AsyncMutex: Sendable {
+    @usableFromInline struct State {
+        @usableFromInline var locked = false
+        @usableFromInline var waiters = Deque<Waiter<Void>>()
+        @inlinable init() {}
+    }
+    @usableFromInline let state = Lock(State())
+
+    public init() {}
+
+    /// True while someone holds the lock.
+    public var isLocked: Bool { state.withLock { $0.locked } }
+
+    /// Takes the lock if it is free and nobody is waiting.
+    public func tryLock() -> Bool {
+        state.withLock { s in
+            guard !s.locked && s.waiters.isEmpty else { return false }
+            s.locked = true
+            return true
+        }
+    }
+
+    /// Waits for the lock (a task). - Throws: `CancellationError` (the lock is not held).
+    public func lock() async throws {
+        if tryLock() { return }
+        let w = Waiter<Void>(forTask: true)
+        await Blocking.wait(state, w, register: AsyncMutex.register, withdraw: AsyncMutex.withdraw)
+        if w.outcome == .cancelled { throw CancellationError() }
+    }
+
+    /// Waits for the lock, parking the fiber or blocking the thread.
+    /// - Throws: `CancellationError`; ``FiberError/blockingOnWorker(_:)`` from a task.
+    public func lock() throws {
+        if tryLock() { return }
+        let w: Waiter<Void> = try Blocking.blockingWaiter("AsyncMutex.lock")
+        Blocking.block(state, w, register: AsyncMutex.register, withdraw: AsyncMutex.withdraw)
+        if w.outcome == .cancelled { throw CancellationError() }
+    }
+
+    /// Releases the lock; the oldest waiter (if any) gets it next.
+    public func unlock() {
+        let wake: Wake? = state.withLock { s in
+            guard s.locked else { spindleFatal("AsyncMutex.unlock() called on an unlocked mutex") }
+            while let w = s.waiters.popFirst() {
+                guard w.claim() else { continue }
+                return w.complete(.completed)   // ownership passes; stays locked
+            }
+            s.locked = false
+            return nil
+        }
+        wake?.resume()
+    }
+
+    /// Runs `body` holding the lock (a task).
+    public func withLock<R: Sendable>(_ body: () async throws -> R) async throws -> R {
+        try await lock()
+        defer { unlock() }
+        return try await body()
+    }
+
+    /// Runs `body` holding the lock (a fiber or a thread).
+    public func withLock<R>(_ body: () throws -> R) throws -> R {
+        try lock()
+        defer { unlock() }
+        return try body()
+    }
+
+    static func register(_ s: inout State, _ w: Waiter<Void>) -> [Wake]? {
+        if !s.locked && s.waiters.isEmpty {
+            s.locked = true
+            return [w.complete(.completed)]
+        }
+        w.isQueued = true
+        s.waiters.append(w)
+        return nil
+    }
+
+    static func withdraw(_ s: inout State, _ w: Waiter<Void>) -> Bool {
+        guard w.isQueued else { return false }
+        w.isQueued = false
+        return s.waiters.removeFirst(identicalTo: w)
+    }
+}

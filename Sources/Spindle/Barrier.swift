@@ -1,0 +1,60 @@
+// Barrier: `parties` callers wait until all have arrived, then all go on together; the
+// barrier resets for the next round. UNSAFE FILE: none of its own.
+//
+// The last to arrive is the round's leader (wait returns true for it, false for the
+// others), like Tokio's BarrierWaitResult. A waiter cancelled before the round completes
+// is withdrawn and no longer counts as arrived.
+import DequeModule
+
+public final class Barrier: Sendable {
+    @usableFromInline struct State {
+        @usableFromInline let parties: Int
+        @usableFromInline var waiters = Deque<Waiter<Bool>>()
+        @inlinable init(parties: Int) { self.parties = parties }
+    }
+    @usableFromInline let state: Lock<State>
+
+    public init(parties: Int) {
+        precondition(parties >= 1, "Barrier needs at least one party")
+        state = Lock(State(parties: parties))
+    }
+
+    /// Waits for the round to fill (a task). Returns true for the round's leader.
+    /// - Throws: `CancellationError` (this caller no longer counts as arrived).
+    public func wait() async throws -> Bool {
+        let w = Waiter<Bool>(forTask: true)
+        await Blocking.wait(state, w, register: Barrier.register, withdraw: Barrier.withdraw)
+        if w.outcome == .cancelled { throw CancellationError() }
+        return w.payload ?? false
+    }
+
+    /// Waits for the round to fill, parking the fiber or blocking the thread.
+    public func wait() throws -> Bool {
+        let w: Waiter<Bool> = try Blocking.blockingWaiter("Barrier.wait")
+        Blocking.block(state, w, register: Barrier.register, withdraw: Barrier.withdraw)
+        if w.outcome == .cancelled { throw CancellationError() }
+        return w.payload ?? false
+    }
+
+    static func register(_ s: inout State, _ w: Waiter<Bool>) -> [Wake]? {
+        if s.waiters.count + 1 < s.parties {
+            w.isQueued = true
+            s.waiters.append(w)
+            return nil
+        }
+        var out: [Wake] = []
+        while let other = s.waiters.popFirst() {
+            other.payload = false
+            out.append(other.complete(.completed))
+        }
+        w.payload = true
+        out.append(w.complete(.completed))
+        return out
+    }
+
+    static func withdraw(_ s: inout State, _ w: Waiter<Bool>) -> Bool {
+        guard w.isQueued else { return false }
+        w.isQueued = false
+        return s.waiters.removeFirst(identicalTo: w)
+    }
+}

@@ -1,0 +1,85 @@
+// Blocking: the one place where a caller of a synchronization primitive waits, in whichever
+// world it lives: a task (suspends on a continuation), a fiber (parks), a plain thread
+// (blocks on a futex). Channel has its own copy of this shape, tuned for its fast paths;
+// the other primitives (Semaphore, AsyncMutex, Notify, WaitGroup, Barrier, Oneshot, Watch)
+// use these two functions.
+//
+// Contract with the primitive (see Waiter.swift):
+//   - `register(&state, waiter)` runs under the primitive's lock. It either completes the
+//     operation at once (calls `waiter.complete(...)` and returns the wakes to deliver,
+//     which include the waiter's own), or queues the waiter and returns nil;
+//   - `withdraw(&state, waiter)` runs under the lock when the waiter is cancelled: it
+//     removes the waiter if it is still queued and returns true, or returns false if
+//     someone already completed it (then the completion stands);
+//   - whoever completes a queued waiter does so under the lock and resumes it after.
+// After these functions return, the waiter's `outcome` (and payload) are final.
+
+@usableFromInline
+enum Blocking {
+    /// Suspends the calling task until `waiter` is completed; cancellation withdraws it.
+    @inlinable
+    static func wait<State, Payload>(
+        _ lock: Lock<State>, _ waiter: Waiter<Payload>,
+        register: @escaping @Sendable (inout State, Waiter<Payload>) -> [Wake]?,
+        withdraw: @escaping @Sendable (inout State, Waiter<Payload>) -> Bool
+    ) async {
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                let wakes: [Wake] = lock.withLock { s in
+                    if waiter.outcome == .cancelled { return [Wake(waiter: waiter, continuation: c)] }
+                    waiter.continuation = c
+                    return register(&s, waiter) ?? []
+                }
+                for w in wakes { w.resume() }
+            }
+        } onCancel: {
+            let wake: Wake? = lock.withLock { s in
+                if withdraw(&s, waiter) { return waiter.complete(.cancelled) }
+                if waiter.outcome == .pending && waiter.continuation == nil { waiter.outcome = .cancelled }
+                return nil
+            }
+            wake?.resume()
+        }
+    }
+
+    /// Parks the calling fiber (or blocks the calling thread) until `waiter` is completed;
+    /// cancelling the fiber withdraws it. `waiter` must have been made with
+    /// `forTask: false` on this fiber or thread.
+    @inlinable
+    static func block<State, Payload>(
+        _ lock: Lock<State>, _ waiter: Waiter<Payload>,
+        register: (inout State, Waiter<Payload>) -> [Wake]?,
+        withdraw: (inout State, Waiter<Payload>) -> Bool
+    ) {
+        let wakes = lock.withLock { s in register(&s, waiter) }
+        if let wakes {
+            for w in wakes where w.waiter !== waiter { w.resume() }
+            return
+        }
+        if waiter.blockUntilDone() { return }
+        let withdrawn = lock.withLock { s -> Bool in
+            if withdraw(&s, waiter) { _ = waiter.complete(.cancelled); return true }
+            return false
+        }
+        if !withdrawn { waiter.blockIgnoringCancellation() }
+    }
+
+    /// A waiter for a blocking (fiber or thread) call, or the refusal to block a worker.
+    @inlinable
+    static func blockingWaiter<Payload>(_ call: String, payload: Payload? = nil) throws(FiberError) -> Waiter<Payload> {
+        try checkMayBlock(call)
+        return Waiter<Payload>(payload: payload, forTask: false)
+    }
+}
+
+extension Deque {
+    /// Removes the first element that is `object` (identity); true if found.
+    @inlinable
+    mutating func removeFirst(identicalTo object: AnyObject) -> Bool where Element: AnyObject {
+        guard let i = firstIndex(where: { $0 === object }) else { return false }
+        remove(at: i)
+        return true
+    }
+}
+
+import DequeModule

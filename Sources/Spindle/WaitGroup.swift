@@ -1,0 +1,69 @@
+// WaitGroup: wait until a count of outstanding jobs drops to zero (Go's sync.WaitGroup).
+// UNSAFE FILE: none of its own.
+import DequeModule
+
+public final class WaitGroup: Sendable {
+    @usableFromInline struct State {
+        @usableFromInline var count: Int
+        @usableFromInline var waiters = Deque<Waiter<Void>>()
+        @inlinable init(count: Int) { self.count = count }
+    }
+    @usableFromInline let state: Lock<State>
+
+    public init(count: Int = 0) {
+        precondition(count >= 0, "WaitGroup count must be >= 0")
+        state = Lock(State(count: count))
+    }
+
+    public var count: Int { state.withLock { $0.count } }
+
+    /// Adds `n` outstanding jobs.
+    public func add(_ n: Int = 1) {
+        precondition(n >= 0, "WaitGroup.add needs n >= 0; use done()")
+        state.withLock { $0.count += n }
+    }
+
+    /// One job finished; at zero, every waiter is woken. Calling it more often than `add`
+    /// is a programming error (as in Go) and stops the process with a message.
+    public func done() {
+        let wakes: [Wake] = state.withLock { s in
+            guard s.count > 0 else { spindleFatal("WaitGroup.done() called more times than add()") }
+            s.count -= 1
+            guard s.count == 0 else { return [] }
+            var out: [Wake] = []
+            while let w = s.waiters.popFirst() {
+                if w.claim() { out.append(w.complete(.completed)) }
+            }
+            return out
+        }
+        for w in wakes { w.resume() }
+    }
+
+    /// Waits until the count is zero (a task). - Throws: `CancellationError`.
+    public func wait() async throws {
+        let w = Waiter<Void>(forTask: true)
+        await Blocking.wait(state, w, register: WaitGroup.register, withdraw: WaitGroup.withdraw)
+        if w.outcome == .cancelled { throw CancellationError() }
+    }
+
+    /// Waits until the count is zero, parking the fiber or blocking the thread.
+    public func wait() throws {
+        if count == 0 { return }
+        let w: Waiter<Void> = try Blocking.blockingWaiter("WaitGroup.wait")
+        Blocking.block(state, w, register: WaitGroup.register, withdraw: WaitGroup.withdraw)
+        if w.outcome == .cancelled { throw CancellationError() }
+    }
+
+    static func register(_ s: inout State, _ w: Waiter<Void>) -> [Wake]? {
+        if s.count == 0 { return [w.complete(.completed)] }
+        w.isQueued = true
+        s.waiters.append(w)
+        return nil
+    }
+
+    static func withdraw(_ s: inout State, _ w: Waiter<Void>) -> Bool {
+        guard w.isQueued else { return false }
+        w.isQueued = false
+        return s.waiters.removeFirst(identicalTo: w)
+    }
+}

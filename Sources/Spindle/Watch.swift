@@ -1,0 +1,130 @@
+// Watch: the latest value and a change notification (Tokio's watch channel). UNSAFE FILE:
+// none of its own.
+//
+// State under one lock: the value, a version number bumped by every send, `closed`, and
+// the waiters. A receiver remembers the version it last saw; `changed()` returns at once
+// if the version moved, else waits for the next send (which wakes every waiter). Values
+// sent in between are not queued: a receiver sees the latest one.
+import DequeModule
+
+public struct WatchClosedError: Error, Equatable, CustomStringConvertible {
+    public init() {}
+    public var description: String { "the watch was closed" }
+}
+
+public final class Watch<Value: Sendable>: Sendable {
+    @usableFromInline struct State {
+        @usableFromInline var value: Value
+        @usableFromInline var version: UInt64 = 0
+        @usableFromInline var closed = false
+        @usableFromInline var waiters = Deque<Waiter<(Value, UInt64)>>()
+        @inlinable init(value: Value) { self.value = value }
+    }
+    @usableFromInline let state: Lock<State>
+
+    public init(_ initial: Value) { state = Lock(State(value: initial)) }
+
+    /// The latest value.
+    @inlinable public var value: Value { state.withLock { $0.value } }
+
+    /// Replaces the value and wakes every receiver waiting in `changed()`.
+    @inlinable
+    public func send(_ value: Value) {
+        let wakes: [Wake] = state.withLock { s in
+            s.value = value
+            s.version &+= 1
+            var out: [Wake] = []
+            while let w = s.waiters.popFirst() {
+                guard w.claim() else { continue }
+                w.payload = (value, s.version)
+                out.append(w.complete(.completed))
+            }
+            return out
+        }
+        for w in wakes { w.resume() }
+    }
+
+    /// Ends the watch: waiting and later `changed()` calls throw `WatchClosedError`.
+    @inlinable
+    public func close() {
+        let wakes: [Wake] = state.withLock { s in
+            s.closed = true
+            var out: [Wake] = []
+            while let w = s.waiters.popFirst() {
+                if w.claim() { out.append(w.complete(.closed)) }
+            }
+            return out
+        }
+        for w in wakes { w.resume() }
+    }
+
+    /// A receiver that has seen the current value.
+    @inlinable
+    public func subscribe() -> Receiver { Receiver(watch: self, seen: state.withLock { $0.version }) }
+
+    /// Follows a watch's changes. Not shared between callers (each has its own position).
+    public struct Receiver: Sendable {
+        @usableFromInline let watch: Watch<Value>
+        @usableFromInline var seen: UInt64
+
+        @inlinable init(watch: Watch<Value>, seen: UInt64) {
+            self.watch = watch
+            self.seen = seen
+        }
+
+        /// Waits until the value changes after the last one this receiver saw, and returns
+        /// the latest (a task). - Throws: `WatchClosedError`, `CancellationError`.
+        @inlinable
+        public mutating func changed() async throws -> Value {
+            let seen = self.seen
+            let w = Waiter<(Value, UInt64)>(forTask: true)
+            await Blocking.wait(watch.state, w,
+                                register: { s, w in Watch.register(&s, w, seen: seen) },
+                                withdraw: Watch.withdraw)
+            return try finish(w)
+        }
+
+        /// The same, parking the fiber or blocking the thread.
+        @inlinable
+        public mutating func changed() throws -> Value {
+            let seen = self.seen
+            let w: Waiter<(Value, UInt64)> = try Blocking.blockingWaiter("Watch.Receiver.changed")
+            Blocking.block(watch.state, w,
+                           register: { s, w in Watch.register(&s, w, seen: seen) },
+                           withdraw: Watch.withdraw)
+            return try finish(w)
+        }
+
+        @inlinable
+        mutating func finish(_ w: Waiter<(Value, UInt64)>) throws -> Value {
+            switch w.outcome {
+            case .completed:
+                let (value, version) = w.payload!
+                seen = version
+                return value
+            case .closed: throw WatchClosedError()
+            case .cancelled: throw CancellationError()
+            case .pending: spindleFatal("a watch waiter resumed while pending")
+            }
+        }
+    }
+
+    @inlinable
+    static func register(_ s: inout State, _ w: Waiter<(Value, UInt64)>, seen: UInt64) -> [Wake]? {
+        if s.version != seen {
+            w.payload = (s.value, s.version)
+            return [w.complete(.completed)]
+        }
+        if s.closed { return [w.complete(.closed)] }
+        w.isQueued = true
+        s.waiters.append(w)
+        return nil
+    }
+
+    @inlinable
+    static func withdraw(_ s: inout State, _ w: Waiter<(Value, UInt64)>) -> Bool {
+        guard w.isQueued else { return false }
+        w.isQueued = false
+        return s.waiters.removeFirst(identicalTo: w)
+    }
+}

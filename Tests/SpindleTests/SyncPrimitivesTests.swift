@@ -1,0 +1,280 @@
+// Semaphore, AsyncMutex, Notify, WaitGroup, Barrier, Oneshot, Watch: from tasks, from
+// fibers, mixed, with cancellation.
+@testable import Spindle
+import Synchronization
+import Testing
+
+@Suite(.serialized) struct SyncPrimitivesTests {
+    @Test(arguments: Shape.all)
+    func semaphoreBoundsConcurrencyAcrossTasksAndFibers(shape: Shape) throws {
+        let rt = try shape.make()
+        defer { rt.shutdown() }
+        let sem = Semaphore(permits: 2)
+        let counter = PeakCounter()
+        let fibers = (0..<6).map { _ in
+            rt.spawnFiber { () throws -> Void in
+                try sem.acquire()
+                counter.enter()
+                try Fiber.yield()
+                try Fiber.sleep(for: .microseconds(200))
+                counter.leave()
+                sem.release()
+            }
+        }
+        try rt.run { () async throws -> Void in
+            try await withThrowingTaskGroup(of: Void.self) { g in
+                for _ in 0..<6 {
+                    g.addTask {
+                        try await sem.acquire()
+                        counter.enter()
+                        await Task.yield()
+                        try await Task.sleep(for: .microseconds(200))
+                        counter.leave()
+                        sem.release()
+                    }
+                }
+                try await g.waitForAll()
+            }
+            for f in fibers { try await f.value }
+        }
+        #expect(counter.peak <= 2)
+        #expect(counter.total == 12)
+        #expect(sem.availablePermits == 2)
+    }
+
+    @Test func semaphoreCancelledWaiterIsWithdrawn() async throws {
+        let sem = Semaphore(permits: 0)
+        let waiter = Task { try await sem.acquire() }
+        try await Task.sleep(for: .milliseconds(10))
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { try await waiter.value }
+        // The permit released now is not swallowed by the cancelled waiter.
+        sem.release()
+        #expect(sem.tryAcquire())
+    }
+
+    @Test(arguments: Shape.all)
+    func mutexIsExclusiveAndFIFO(shape: Shape) throws {
+        let rt = try shape.make()
+        defer { rt.shutdown() }
+        let m = AsyncMutex()
+        let log = EventLog()
+        let counter = PeakCounter()
+        // Fibers and tasks take turns; nobody overlaps.
+        let fibers = (0..<4).map { i in
+            rt.spawnFiber { () throws -> Void in
+                for _ in 0..<20 {
+                    try m.withLock {
+                        counter.enter()
+                        try Fiber.yield()     // holding the lock across a switch
+                        counter.leave()
+                    }
+                }
+                log.add("f\(i)")
+            }
+        }
+        try rt.run { () async throws -> Void in
+            try await withThrowingTaskGroup(of: Void.self) { g in
+                for i in 0..<4 {
+                    g.addTask {
+                        for _ in 0..<20 {
+                            try await m.withLock {
+                                counter.enter()
+                                await Task.yield()
+                                counter.leave()
+                            }
+                        }
+                        log.add("t\(i)")
+                    }
+                }
+                try await g.waitForAll()
+            }
+            for f in fibers { try await f.value }
+        }
+        #expect(counter.peak == 1)
+        #expect(counter.total == 160)
+        #expect(!m.isLocked)
+        #expect(log.all.count == 8)
+    }
+
+    @Test func mutexHandsOverInArrivalOrder() throws {
+        let rt = try Runtime(flavor: .multiThread, workers: 1)
+        defer { rt.shutdown() }
+        let m = AsyncMutex()
+        let arrivals = EventLog(), acquisitions = EventLog()
+        let order = rt.spawnFiber { () throws -> Bool in
+            try m.lock()
+            // Five fibers queue up while we hold the lock (in whatever order they start).
+            let hs = try ["a", "b", "c", "d", "e"].map { name in
+                try Fiber.spawn {
+                    arrivals.add(name)
+                    try m.withLock { acquisitions.add(name) }
+                }
+            }
+            for _ in 0..<10 { try Fiber.yield() }
+            #expect(arrivals.all.count == 5)
+            m.unlock()
+            for h in hs { try h.join() }
+            return acquisitions.all == arrivals.all
+        }
+        #expect(try order.join())
+    }
+
+    @Test(arguments: Shape.all)
+    func notifyStoresOnePermitAndWakesAll(shape: Shape) throws {
+        let rt = try shape.make()
+        defer { rt.shutdown() }
+        let n = Notify()
+        n.notifyOne()          // nobody waits: stored
+        n.notifyOne()          // still one permit
+        let first = rt.spawnFiber { () throws -> Bool in try n.notified(); return true }
+        #expect(try rt.run { try await first.value })
+        // Now three waiters (two fibers, one task), woken together.
+        let woken = PeakCounter()
+        let fs = (0..<2).map { _ in rt.spawnFiber { () throws -> Void in try n.notified(); woken.enter() } }
+        try rt.run { () async throws -> Void in
+            let t = Task(executorPreference: rt) { try await n.notified(); woken.enter() }
+            try await Task.sleep(for: .milliseconds(20))
+            n.notifyAll()
+            try await t.value
+            for f in fs { try await f.value }
+        }
+        #expect(woken.total == 3)
+    }
+
+    @Test(arguments: Shape.all)
+    func waitGroupWaitsForEveryone(shape: Shape) throws {
+        let rt = try shape.make()
+        defer { rt.shutdown() }
+        let wg = WaitGroup()
+        let finished = PeakCounter()
+        wg.add(10)
+        for i in 0..<10 {
+            rt.spawnFiber {
+                try Fiber.sleep(for: .microseconds(100 * i))
+                finished.enter()
+                wg.done()
+            }
+        }
+        let waiterFiber = rt.spawnFiber { () throws -> Int in try wg.wait(); return finished.total }
+        let seenByTask = try rt.run { () async throws -> Int in
+            try await wg.wait()
+            return finished.total
+        }
+        #expect(seenByTask == 10)
+        #expect(try rt.run { try await waiterFiber.value } == 10)
+        #expect(wg.count == 0)
+    }
+
+    @Test(arguments: Shape.all)
+    func barrierReleasesARoundTogetherWithOneLeader(shape: Shape) throws {
+        let rt = try shape.make()
+        defer { rt.shutdown() }
+        let b = Barrier(parties: 4)
+        let arrived = PeakCounter()
+        let fibers = (0..<2).map { _ in
+            rt.spawnFiber { () throws -> [Bool] in
+                var leaders: [Bool] = []
+                for _ in 0..<3 { arrived.enter(); leaders.append(try b.wait()) }
+                return leaders
+            }
+        }
+        let leaders = try rt.run { () async throws -> Int in
+            let tasks = (0..<2).map { _ in
+                Task(executorPreference: rt) { () async throws -> [Bool] in
+                    var leaders: [Bool] = []
+                    for _ in 0..<3 { arrived.enter(); leaders.append(try await b.wait()) }
+                    return leaders
+                }
+            }
+            var all: [Bool] = []
+            for t in tasks { all += try await t.value }
+            for f in fibers { all += try await f.value }
+            return all.filter { $0 }.count
+        }
+        #expect(leaders == 3)          // one per round
+        #expect(arrived.total == 12)
+    }
+
+    @Test func oneshotDeliversToEveryReceiverOrCloses() throws {
+        let rt = try Runtime(flavor: .multiThread, workers: 2)
+        defer { rt.shutdown() }
+        let o = Oneshot<String>()
+        let f = rt.spawnFiber { () throws -> String in try o.receive() }
+        let v = try rt.run { () async throws -> String in
+            let t = Task(executorPreference: rt) { try await o.receive() }
+            try await Task.sleep(for: .milliseconds(10))
+            try o.send("hello")
+            return try await t.value
+        }
+        #expect(v == "hello")
+        #expect(try f.join() == "hello")
+        #expect(try o.receive() == "hello")                 // later receivers too
+        #expect(throws: OneshotError.alreadyCompleted) { try o.send("again") }
+        let empty = Oneshot<Int>()
+        let g = rt.spawnFiber { () throws -> Int in try empty.receive() }
+        try Fiber.sleep(for: .milliseconds(5))
+        empty.close()
+        #expect(throws: OneshotError.closed) { try g.join() }
+    }
+
+    @Test func watchSeesTheLatestValue() throws {
+        let rt = try Runtime(flavor: .multiThread, workers: 2)
+        defer { rt.shutdown() }
+        let w = Watch(0)
+        let seen = rt.spawnFiber { () throws -> [Int] in
+            var rx = w.subscribe()
+            var got: [Int] = []
+            while true {
+                do { got.append(try rx.changed()) } catch is WatchClosedError { return got }
+            }
+        }
+        for i in 1...3 {
+            try Fiber.sleep(for: .milliseconds(5))
+            w.send(i)
+        }
+        try Fiber.sleep(for: .milliseconds(5))
+        w.send(10); w.send(11)          // two quick sends: a receiver may see only the last
+        try Fiber.sleep(for: .milliseconds(5))
+        w.close()
+        let got = try seen.join()
+        #expect(Array(got.prefix(3)) == [1, 2, 3])
+        #expect(got.last == 11)
+        #expect(w.value == 11)
+    }
+
+    @Test func cancelledFiberWaitersThrowAndUnwind() throws {
+        let rt = try Runtime(flavor: .multiThread, workers: 2)
+        defer { rt.shutdown() }
+        let counter = DeinitCounter()
+        let sem = Semaphore(permits: 0), m = AsyncMutex(), n = Notify(), wg = WaitGroup(count: 1)
+        try m.lock()
+        let bodies: [@Sendable () throws -> Void] = [
+            { try sem.acquire() }, { try m.lock() }, { try n.notified() }, { try wg.wait() },
+        ]
+        let hs = bodies.map { body in
+            rt.spawnFiber { () throws -> Void in
+                let t = counter.token()
+                try body()
+                withExtendedLifetime(t) {}
+            }
+        }
+        try Fiber.sleep(for: .milliseconds(20))
+        for h in hs { h.cancel() }
+        for h in hs { #expect(throws: CancellationError.self) { try h.join() } }
+        #expect(counter.value == 4)
+        // Nothing stale is left queued: the primitives still work.
+        sem.release(); #expect(sem.tryAcquire())
+        m.unlock(); #expect(m.tryLock()); m.unlock()
+        wg.done()
+    }
+}
+
+/// Counts how many are inside a section at once, and how many entered in all.
+final class PeakCounter: Sendable {
+    private let state = Mutex<(inside: Int, peak: Int, total: Int)>((0, 0, 0))
+    func enter() { state.withLock { $0.inside += 1; $0.total += 1; $0.peak = max($0.peak, $0.inside) } }
+    func leave() { state.withLock { $0.inside -= 1 } }
+    var peak: Int { state.withLock { $0.peak } }
+    var total: Int { state.withLock { $0.total } }
+}
