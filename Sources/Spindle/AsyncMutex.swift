@@ -41,7 +41,7 @@ public final class AsyncMutex: Sendable {
         if tryLock() { return }
         let w = Waiter<Void>(forTask: true)
         await Blocking.wait(state, w, register: AsyncMutex.register, withdraw: AsyncMutex.withdraw)
-        if w.outcome == .cancelled { throw CancellationError() }
+        if state.withLock({ _ in w.outcome }) == .cancelled { throw CancellationError() }
     }
 
     /// Waits for the lock, parking the fiber or blocking the thread.
@@ -50,7 +50,7 @@ public final class AsyncMutex: Sendable {
         if tryLock() { return }
         let w: Waiter<Void> = try Blocking.blockingWaiter("AsyncMutex.lock")
         Blocking.block(state, w, register: AsyncMutex.register, withdraw: AsyncMutex.withdraw)
-        if w.outcome == .cancelled { throw CancellationError() }
+        if state.withLock({ _ in w.outcome }) == .cancelled { throw CancellationError() }
     }
 
     /// Releases the lock; the oldest waiter (if any) gets it next.

@@ -24,16 +24,16 @@ public final class Barrier: Sendable {
     public func wait() async throws -> Bool {
         let w = Waiter<Bool>(forTask: true)
         await Blocking.wait(state, w, register: Barrier.register, withdraw: Barrier.withdraw)
-        if w.outcome == .cancelled { throw CancellationError() }
-        return w.payload ?? false
+        if state.withLock({ _ in w.outcome }) == .cancelled { throw CancellationError() }
+        return state.withLock { _ in w.payload } ?? false
     }
 
     /// Waits for the round to fill, parking the fiber or blocking the thread.
     public func wait() throws -> Bool {
         let w: Waiter<Bool> = try Blocking.blockingWaiter("Barrier.wait")
         Blocking.block(state, w, register: Barrier.register, withdraw: Barrier.withdraw)
-        if w.outcome == .cancelled { throw CancellationError() }
-        return w.payload ?? false
+        if state.withLock({ _ in w.outcome }) == .cancelled { throw CancellationError() }
+        return state.withLock { _ in w.payload } ?? false
     }
 
     static func register(_ s: inout State, _ w: Waiter<Bool>) -> [Wake]? {

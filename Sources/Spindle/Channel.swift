@@ -358,12 +358,13 @@ public final class Channel<Element: Sendable>: Sendable {
         waiter.blockIgnoringCancellation()
     }
 
-    /// After the waiter was resumed (its completer's writes are visible: the resume is a
-    /// continuation resume or the waiter's `done` flag, both release/acquire), or after we
-    /// completed it ourselves under the lock.
+    /// After the waiter was resumed. Read under the lock: the completer wrote the outcome
+    /// under it, and a continuation's resume orders memory only through the Swift
+    /// runtime's own atomics, which the thread sanitizer does not see (it reported this
+    /// read as a race when it was done without the lock).
     @inlinable
     func finishSend(_ waiter: Waiter<Element>, _ value: Element) throws {
-        switch waiter.outcome {
+        switch state.withLock({ _ in waiter.outcome }) {
         case .completed: return
         case .closed: throw ChannelClosedError(value: value)
         case .cancelled: throw CancellationError()
@@ -373,7 +374,7 @@ public final class Channel<Element: Sendable>: Sendable {
 
     @inlinable
     func finishReceive(_ waiter: Waiter<Element>) throws -> Element? {
-        let (outcome, value) = (waiter.outcome, waiter.payload.take())
+        let (outcome, value) = state.withLock { _ in (waiter.outcome, waiter.payload.take()) }
         switch outcome {
         case .completed: return value
         case .closed: return nil

@@ -46,7 +46,7 @@ public final class Notify: Sendable {
     public func notified() async throws {
         let w = Waiter<Void>(forTask: true)
         await Blocking.wait(state, w, register: Notify.register, withdraw: Notify.withdraw)
-        if w.outcome == .cancelled { throw CancellationError() }
+        if state.withLock({ _ in w.outcome }) == .cancelled { throw CancellationError() }
     }
 
     /// Waits for a notification, parking the fiber or blocking the thread.
@@ -60,7 +60,7 @@ public final class Notify: Sendable {
         if hadPermit { return }
         let w: Waiter<Void> = try Blocking.blockingWaiter("Notify.notified")
         Blocking.block(state, w, register: Notify.register, withdraw: Notify.withdraw)
-        if w.outcome == .cancelled { throw CancellationError() }
+        if state.withLock({ _ in w.outcome }) == .cancelled { throw CancellationError() }
     }
 
     static func register(_ s: inout State, _ w: Waiter<Void>) -> [Wake]? {

@@ -70,7 +70,7 @@ public final class Oneshot<Value: Sendable>: Sendable {
     public func receive() async throws -> Value {
         let w = Waiter<Value>(forTask: true)
         await Blocking.wait(state, w, register: Oneshot.register, withdraw: Oneshot.withdraw)
-        return try Oneshot.finish(w)
+        return try state.withLock { _ in Result { try Oneshot.finish(w) } }.get()
     }
 
     /// Waits for the value, parking the fiber or blocking the thread.
@@ -78,7 +78,7 @@ public final class Oneshot<Value: Sendable>: Sendable {
     public func receive() throws -> Value {
         let w: Waiter<Value> = try Blocking.blockingWaiter("Oneshot.receive")
         Blocking.block(state, w, register: Oneshot.register, withdraw: Oneshot.withdraw)
-        return try Oneshot.finish(w)
+        return try state.withLock { _ in Result { try Oneshot.finish(w) } }.get()
     }
 
     @inlinable

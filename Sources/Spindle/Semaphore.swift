@@ -44,7 +44,7 @@ public final class Semaphore: Sendable {
         if tryAcquire() { return }
         let w = Waiter<Void>(forTask: true)
         await Blocking.wait(state, w, register: Semaphore.register, withdraw: Semaphore.withdraw)
-        if w.outcome == .cancelled { throw CancellationError() }
+        if state.withLock({ _ in w.outcome }) == .cancelled { throw CancellationError() }
     }
 
     /// Waits for a permit, parking the fiber or blocking the thread.
@@ -53,7 +53,7 @@ public final class Semaphore: Sendable {
         if tryAcquire() { return }
         let w: Waiter<Void> = try Blocking.blockingWaiter("Semaphore.acquire")
         Blocking.block(state, w, register: Semaphore.register, withdraw: Semaphore.withdraw)
-        if w.outcome == .cancelled { throw CancellationError() }
+        if state.withLock({ _ in w.outcome }) == .cancelled { throw CancellationError() }
     }
 
     /// Returns `count` permits, waking waiters in arrival order.

@@ -43,7 +43,7 @@ public final class WaitGroup: Sendable {
     public func wait() async throws {
         let w = Waiter<Void>(forTask: true)
         await Blocking.wait(state, w, register: WaitGroup.register, withdraw: WaitGroup.withdraw)
-        if w.outcome == .cancelled { throw CancellationError() }
+        if state.withLock({ _ in w.outcome }) == .cancelled { throw CancellationError() }
     }
 
     /// Waits until the count is zero, parking the fiber or blocking the thread.
@@ -51,7 +51,7 @@ public final class WaitGroup: Sendable {
         if count == 0 { return }
         let w: Waiter<Void> = try Blocking.blockingWaiter("WaitGroup.wait")
         Blocking.block(state, w, register: WaitGroup.register, withdraw: WaitGroup.withdraw)
-        if w.outcome == .cancelled { throw CancellationError() }
+        if state.withLock({ _ in w.outcome }) == .cancelled { throw CancellationError() }
     }
 
     static func register(_ s: inout State, _ w: Waiter<Void>) -> [Wake]? {

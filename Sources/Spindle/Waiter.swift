@@ -55,6 +55,8 @@ class WaiterCore: @unchecked Sendable {
     @usableFromInline let branch: Int
     private let fiber: FiberCore?
     private let parker: Parker?
+    /// Select waiters wake their select through this instead (one signal for all branches).
+    private let onWake: (@Sendable () -> Void)?
     /// Set (after `outcome`) by whoever completes the waiter; read by a parked fiber or
     /// thread to know it may go on.
     private let done = Atomic<Bool>(false)
@@ -65,6 +67,7 @@ class WaiterCore: @unchecked Sendable {
     init(forTask: Bool, selection: Selection?, branch: Int) {
         self.selection = selection
         self.branch = branch
+        onWake = nil
         if forTask {
             fiber = nil
             parker = nil
@@ -75,6 +78,15 @@ class WaiterCore: @unchecked Sendable {
             fiber = nil
             parker = Parker()
         }
+    }
+
+    /// A select branch's waiter: completing it calls `onWake` (the select's one signal).
+    init(selection: Selection, branch: Int, onWake: @escaping @Sendable () -> Void) {
+        self.selection = selection
+        self.branch = branch
+        self.fiber = nil
+        self.parker = nil
+        self.onWake = onWake
     }
 
     @usableFromInline
@@ -100,7 +112,9 @@ class WaiterCore: @unchecked Sendable {
     @usableFromInline
     func resume(continuation c: UnsafeContinuation<Void, Never>?) {
         done.store(true, ordering: .sequentiallyConsistent)
-        if let c {
+        if let onWake {
+            onWake()
+        } else if let c {
             c.resume()
         } else if let fiber {
             fiber.wakeIfParked()
@@ -148,6 +162,10 @@ final class Waiter<Payload>: WaiterCore, @unchecked Sendable {
         self.payload = payload
         super.init(forTask: forTask, selection: selection, branch: branch)
     }
+
+    override init(selection: Selection, branch: Int, onWake: @escaping @Sendable () -> Void) {
+        super.init(selection: selection, branch: branch, onWake: onWake)
+    }
 }
 
 /// A completed waiter to wake once the lock is released.
@@ -170,6 +188,9 @@ final class Selection: @unchecked Sendable {
     static let unclaimed = -1
 
     private let winner = Atomic<Int>(Selection.unclaimed)
+
+    /// Claimed by cancellation (not by any branch).
+    static let cancelled = -2
 
     @usableFromInline
     func claim(_ branch: Int) -> Bool {

@@ -81,7 +81,7 @@ public final class Watch<Value: Sendable>: Sendable {
             await Blocking.wait(watch.state, w,
                                 register: { s, w in Watch.register(&s, w, seen: seen) },
                                 withdraw: Watch.withdraw)
-            return try finish(w)
+            return try finish(watch.state.withLock { _ in (w.outcome, w.payload) })
         }
 
         /// The same, parking the fiber or blocking the thread.
@@ -92,14 +92,15 @@ public final class Watch<Value: Sendable>: Sendable {
             Blocking.block(watch.state, w,
                            register: { s, w in Watch.register(&s, w, seen: seen) },
                            withdraw: Watch.withdraw)
-            return try finish(w)
+            return try finish(watch.state.withLock { _ in (w.outcome, w.payload) })
         }
 
+        /// The waiter's outcome and payload, read under the watch's lock.
         @inlinable
-        mutating func finish(_ w: Waiter<(Value, UInt64)>) throws -> Value {
-            switch w.outcome {
+        mutating func finish(_ w: (WaitOutcome, (Value, UInt64)?)) throws -> Value {
+            switch w.0 {
             case .completed:
-                let (value, version) = w.payload!
+                let (value, version) = w.1!
                 seen = version
                 return value
             case .closed: throw WatchClosedError()

@@ -21,7 +21,7 @@ final class DeinitCounter: Sendable {
 
 /// An ordered log shared between fibers and tasks.
 final class EventLog: Sendable {
-    private let events = Mutex<[String]>([])
+    private let events = Lock<[String]>([])  // Lock, not Mutex: TSan cannot see Mutex (README)
     func add(_ e: String) { events.withLock { $0.append(e) } }
     var all: [String] { events.withLock { $0 } }
 }
