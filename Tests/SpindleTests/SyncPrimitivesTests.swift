@@ -278,3 +278,45 @@ final class PeakCounter: Sendable {
     var peak: Int { state.withLock { $0.peak } }
     var total: Int { state.withLock { $0.total } }
 }
+
+@Suite(.serialized) struct BroadcastTests {
+    @Test func everyReceiverGetsEveryValueInOrder() throws {
+        let rt = try Runtime(flavor: .multiThread, workers: 2)
+        defer { rt.shutdown() }
+        let b = Broadcast<Int>(capacity: 64)
+        let rx1 = b.subscribe()
+        let rx2 = b.subscribe()
+        let fiberReader = rt.spawnFiber { () throws -> [Int] in
+            var rx = rx2
+            var got: [Int] = []
+            while let v = try rx.receive() { got.append(v) }
+            return got
+        }
+        let taskReader = Task(executorPreference: rt) { () async throws -> [Int] in
+            var rx = rx1
+            var got: [Int] = []
+            while let v = try await rx.receive() { got.append(v) }
+            return got
+        }
+        for i in 0..<50 {
+            try b.send(i)
+            if i % 10 == 0 { try Fiber.sleep(for: .milliseconds(1)) }
+        }
+        b.close()
+        #expect(try fiberReader.join() == Array(0..<50))
+        let fromTask = try rt.run { try await taskReader.value }
+        #expect(fromTask == Array(0..<50))
+        #expect(throws: ChannelClosedError<Int>.self) { try b.send(99) }
+    }
+
+    @Test func aLaggingReceiverIsToldHowManyItMissed() throws {
+        let b = Broadcast<Int>(capacity: 4)
+        var rx = b.subscribe()
+        for i in 0..<10 { try b.send(i) }            // only 6...9 are kept
+        #expect(throws: BroadcastLagged(missed: 6)) { _ = try rx.receive() }
+        var rest: [Int] = []
+        b.close()
+        while let v = try rx.receive() { rest.append(v) }
+        #expect(rest == [6, 7, 8, 9])
+    }
+}
