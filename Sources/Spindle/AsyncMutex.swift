@@ -57,10 +57,8 @@ public final class AsyncMutex: Sendable {
     public func unlock() {
         let wake: Wake? = state.withLock { s in
             guard s.locked else { spindleFatal("AsyncMutex.unlock() called on an unlocked mutex") }
-            while let w = s.waiters.popFirst() {
-                guard w.claim() else { continue }
-                return w.complete(.completed)   // ownership passes; stays locked
-            }
+            // Ownership passes to the oldest waiter (stays locked), or the lock is free.
+            if let w = Blocking.completeFirst(&s.waiters, .completed) { return w }
             s.locked = false
             return nil
         }
@@ -86,14 +84,10 @@ public final class AsyncMutex: Sendable {
             s.locked = true
             return [w.complete(.completed)]
         }
-        w.isQueued = true
-        s.waiters.append(w)
-        return nil
+        return Blocking.enqueue(&s.waiters, w)
     }
 
     static func withdraw(_ s: inout State, _ w: Waiter<Void>) -> Bool {
-        guard w.isQueued else { return false }
-        w.isQueued = false
-        return s.waiters.removeFirst(identicalTo: w)
+        Blocking.withdraw(&s.waiters, w)
     }
 }

@@ -38,9 +38,7 @@ public final class Barrier: Sendable {
 
     static func register(_ s: inout State, _ w: Waiter<Bool>) -> [Wake]? {
         if s.waiters.count + 1 < s.parties {
-            w.isQueued = true
-            s.waiters.append(w)
-            return nil
+            return Blocking.enqueue(&s.waiters, w)
         }
         var out: [Wake] = []
         while let other = s.waiters.popFirst() {
@@ -53,8 +51,6 @@ public final class Barrier: Sendable {
     }
 
     static func withdraw(_ s: inout State, _ w: Waiter<Bool>) -> Bool {
-        guard w.isQueued else { return false }
-        w.isQueued = false
-        return s.waiters.removeFirst(identicalTo: w)
+        Blocking.withdraw(&s.waiters, w)
     }
 }

@@ -72,6 +72,49 @@ enum Blocking {
     }
 }
 
+extension Blocking {
+    /// Under the lock: takes `w` out of `queue` if it is still queued (cancellation).
+    @inlinable
+    static func withdraw<P>(_ queue: inout Deque<Waiter<P>>, _ w: Waiter<P>) -> Bool {
+        guard w.isQueued else { return false }
+        w.isQueued = false
+        return queue.removeFirst(identicalTo: w)
+    }
+
+    /// Under the lock: queues `w` (the caller will wait).
+    @inlinable
+    static func enqueue<P>(_ queue: inout Deque<Waiter<P>>, _ w: Waiter<P>) -> [Wake]? {
+        w.isQueued = true
+        queue.append(w)
+        return nil
+    }
+
+    /// Under the lock: completes every queued waiter that can still be claimed, giving
+    /// each `payload()`; returns the wakes to deliver after unlocking.
+    @inlinable
+    static func completeAll<P>(_ queue: inout Deque<Waiter<P>>, _ outcome: WaitOutcome, payload: () -> P? = { nil }) -> [Wake] {
+        var out: [Wake] = []
+        while let w = queue.popFirst() {
+            w.isQueued = false
+            guard w.claim() else { continue }
+            if let p = payload() { w.payload = p }
+            out.append(w.complete(outcome))
+        }
+        return out
+    }
+
+    /// Under the lock: completes the oldest waiter that can still be claimed, if any.
+    @inlinable
+    static func completeFirst<P>(_ queue: inout Deque<Waiter<P>>, _ outcome: WaitOutcome) -> Wake? {
+        while let w = queue.popFirst() {
+            w.isQueued = false
+            guard w.claim() else { continue }
+            return w.complete(outcome)
+        }
+        return nil
+    }
+}
+
 extension Deque {
     /// Removes the first element that is `object` (identity); true if found.
     @inlinable

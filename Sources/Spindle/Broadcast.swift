@@ -58,13 +58,7 @@ public final class Broadcast<Value: Sendable>: Sendable {
                 s.ring.removeFirst()
                 s.firstSeq += 1
             }
-            var out: [Wake] = []
-            while let w = s.waiters.popFirst() {
-                guard w.claim() else { continue }
-                w.payload = .value(value, seq: seq)
-                out.append(w.complete(.completed))
-            }
-            return out
+            return Blocking.completeAll(&s.waiters, .completed, payload: { .value(value, seq: seq) })
         }
         guard let wakes else { throw ChannelClosedError(value: value) }
         for w in wakes { w.resume() }
@@ -74,11 +68,7 @@ public final class Broadcast<Value: Sendable>: Sendable {
     public func close() {
         let wakes: [Wake] = state.withLock { s in
             s.closed = true
-            var out: [Wake] = []
-            while let w = s.waiters.popFirst() {
-                if w.claim() { out.append(w.complete(.closed)) }
-            }
-            return out
+            return Blocking.completeAll(&s.waiters, .closed)
         }
         for w in wakes { w.resume() }
     }
@@ -138,14 +128,10 @@ public final class Broadcast<Value: Sendable>: Sendable {
             return [w.complete(.completed)]
         }
         if s.closed { return [w.complete(.closed)] }
-        w.isQueued = true
-        s.waiters.append(w)
-        return nil
+        return Blocking.enqueue(&s.waiters, w)
     }
 
     static func withdraw(_ s: inout State, _ w: Waiter<Item>) -> Bool {
-        guard w.isQueued else { return false }
-        w.isQueued = false
-        return s.waiters.removeFirst(identicalTo: w)
+        Blocking.withdraw(&s.waiters, w)
     }
 }

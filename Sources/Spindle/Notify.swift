@@ -20,10 +20,7 @@ public final class Notify: Sendable {
     /// Wakes the oldest waiter, or lets the next `notified()` return at once.
     public func notifyOne() {
         let wake: Wake? = state.withLock { s in
-            while let w = s.waiters.popFirst() {
-                guard w.claim() else { continue }
-                return w.complete(.completed)
-            }
+            if let w = Blocking.completeFirst(&s.waiters, .completed) { return w }
             s.permit = true
             return nil
         }
@@ -32,13 +29,7 @@ public final class Notify: Sendable {
 
     /// Wakes every current waiter (stores no permit).
     public func notifyAll() {
-        let wakes: [Wake] = state.withLock { s in
-            var out: [Wake] = []
-            while let w = s.waiters.popFirst() {
-                if w.claim() { out.append(w.complete(.completed)) }
-            }
-            return out
-        }
+        let wakes: [Wake] = state.withLock { s in Blocking.completeAll(&s.waiters, .completed) }
         for w in wakes { w.resume() }
     }
 
@@ -68,14 +59,10 @@ public final class Notify: Sendable {
             s.permit = false
             return [w.complete(.completed)]
         }
-        w.isQueued = true
-        s.waiters.append(w)
-        return nil
+        return Blocking.enqueue(&s.waiters, w)
     }
 
     static func withdraw(_ s: inout State, _ w: Waiter<Void>) -> Bool {
-        guard w.isQueued else { return false }
-        w.isQueued = false
-        return s.waiters.removeFirst(identicalTo: w)
+        Blocking.withdraw(&s.waiters, w)
     }
 }

@@ -38,13 +38,7 @@ public final class Oneshot<Value: Sendable>: Sendable {
         let wakes: [Wake] = try state.withLock { (s: inout State) throws(OneshotError) -> [Wake] in
             if s.value != nil || s.closed { throw .alreadyCompleted }
             s.value = value
-            var out: [Wake] = []
-            while let w = s.waiters.popFirst() {
-                guard w.claim() else { continue }
-                w.payload = value
-                out.append(w.complete(.completed))
-            }
-            return out
+            return Blocking.completeAll(&s.waiters, .completed, payload: { value })
         }
         for w in wakes { w.resume() }
     }
@@ -55,11 +49,7 @@ public final class Oneshot<Value: Sendable>: Sendable {
         let wakes: [Wake] = state.withLock { s in
             if s.value != nil || s.closed { return [] }
             s.closed = true
-            var out: [Wake] = []
-            while let w = s.waiters.popFirst() {
-                if w.claim() { out.append(w.complete(.closed)) }
-            }
-            return out
+            return Blocking.completeAll(&s.waiters, .closed)
         }
         for w in wakes { w.resume() }
     }
@@ -98,15 +88,11 @@ public final class Oneshot<Value: Sendable>: Sendable {
             return [w.complete(.completed)]
         }
         if s.closed { return [w.complete(.closed)] }
-        w.isQueued = true
-        s.waiters.append(w)
-        return nil
+        return Blocking.enqueue(&s.waiters, w)
     }
 
     @inlinable
     static func withdraw(_ s: inout State, _ w: Waiter<Value>) -> Bool {
-        guard w.isQueued else { return false }
-        w.isQueued = false
-        return s.waiters.removeFirst(identicalTo: w)
+        Blocking.withdraw(&s.waiters, w)
     }
 }

@@ -77,14 +77,10 @@ public final class Semaphore: Sendable {
             s.permits -= 1
             return [w.complete(.completed)]
         }
-        w.isQueued = true
-        s.waiters.append(w)
-        return nil
+        return Blocking.enqueue(&s.waiters, w)
     }
 
     static func withdraw(_ s: inout State, _ w: Waiter<Void>) -> Bool {
-        guard w.isQueued else { return false }
-        w.isQueued = false
-        return s.waiters.removeFirst(identicalTo: w)
+        Blocking.withdraw(&s.waiters, w)
     }
 }

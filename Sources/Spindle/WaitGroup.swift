@@ -30,11 +30,7 @@ public final class WaitGroup: Sendable {
             guard s.count > 0 else { spindleFatal("WaitGroup.done() called more times than add()") }
             s.count -= 1
             guard s.count == 0 else { return [] }
-            var out: [Wake] = []
-            while let w = s.waiters.popFirst() {
-                if w.claim() { out.append(w.complete(.completed)) }
-            }
-            return out
+            return Blocking.completeAll(&s.waiters, .completed)
         }
         for w in wakes { w.resume() }
     }
@@ -56,14 +52,10 @@ public final class WaitGroup: Sendable {
 
     static func register(_ s: inout State, _ w: Waiter<Void>) -> [Wake]? {
         if s.count == 0 { return [w.complete(.completed)] }
-        w.isQueued = true
-        s.waiters.append(w)
-        return nil
+        return Blocking.enqueue(&s.waiters, w)
     }
 
     static func withdraw(_ s: inout State, _ w: Waiter<Void>) -> Bool {
-        guard w.isQueued else { return false }
-        w.isQueued = false
-        return s.waiters.removeFirst(identicalTo: w)
+        Blocking.withdraw(&s.waiters, w)
     }
 }

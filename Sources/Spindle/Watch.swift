@@ -33,13 +33,8 @@ public final class Watch<Value: Sendable>: Sendable {
         let wakes: [Wake] = state.withLock { s in
             s.value = value
             s.version &+= 1
-            var out: [Wake] = []
-            while let w = s.waiters.popFirst() {
-                guard w.claim() else { continue }
-                w.payload = (value, s.version)
-                out.append(w.complete(.completed))
-            }
-            return out
+            let version = s.version
+            return Blocking.completeAll(&s.waiters, .completed, payload: { (value, version) })
         }
         for w in wakes { w.resume() }
     }
@@ -49,11 +44,7 @@ public final class Watch<Value: Sendable>: Sendable {
     public func close() {
         let wakes: [Wake] = state.withLock { s in
             s.closed = true
-            var out: [Wake] = []
-            while let w = s.waiters.popFirst() {
-                if w.claim() { out.append(w.complete(.closed)) }
-            }
-            return out
+            return Blocking.completeAll(&s.waiters, .closed)
         }
         for w in wakes { w.resume() }
     }
@@ -117,15 +108,11 @@ public final class Watch<Value: Sendable>: Sendable {
             return [w.complete(.completed)]
         }
         if s.closed { return [w.complete(.closed)] }
-        w.isQueued = true
-        s.waiters.append(w)
-        return nil
+        return Blocking.enqueue(&s.waiters, w)
     }
 
     @inlinable
     static func withdraw(_ s: inout State, _ w: Waiter<(Value, UInt64)>) -> Bool {
-        guard w.isQueued else { return false }
-        w.isQueued = false
-        return s.waiters.removeFirst(identicalTo: w)
+        Blocking.withdraw(&s.waiters, w)
     }
 }
