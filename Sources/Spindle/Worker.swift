@@ -277,7 +277,11 @@ final class Worker: @unchecked Sendable {
                 if let r = workers[victim].queue.steal(into: queue) { return r }
             }
             if let r = takeFromInject() { return r }
-            if fireTimers(now: Sys.nowNanos()) > 0, let r = queue.pop() { return r }
+            if fireTimers(now: Sys.nowNanos()) > 0 {
+                // A fired timer may have made a job or one of our own fibers ready.
+                if let r = queue.pop() { return r }
+                if let f = popReadyFiber() { return f }
+            }
             if round + 1 == Tuning.spinRounds {
                 // Last round: take a run-next job only from a worker that has not started
                 // a job during our whole search, i.e. is stuck in a long one (Go's rule).
@@ -298,6 +302,10 @@ final class Worker: @unchecked Sendable {
     }
 
     private func park(deadline: Int64?, done: () -> Bool) {
+        // Our own ready fibers are pushed by this thread only (a timer fired during the
+        // search, a fiber woken by a job): nobody would unpark us for them. Found by a
+        // hang under TSan: a worker parked with a sleeping fiber's wake-up in its list.
+        if hasReadyFibers { return }
         if runtime.isDraining && !fibersCancelledForDrain {
             // Shutdown began: fibers are cancelled so they unwind (Runtime.shutdown).
             cancelLiveFibersForShutdown()
