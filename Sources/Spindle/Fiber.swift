@@ -247,9 +247,14 @@ public enum Fiber {
         }
         if me.isCancelled { throw CancellationError() }
         let alarm = SleepWakeup(fiber: me)
-        runtime.schedule(Runnable(retaining: alarm), at: deadline)
+        let entry = runtime.schedule(Runnable(retaining: alarm), at: deadline)
         while !alarm.hasFired {
-            if me.isCancelled { throw CancellationError() }
+            if me.isCancelled {
+                // Take the timer out now (its memory goes back at once); if it already
+                // fired, its wake-up only finds this fiber running and does nothing.
+                if let entry, let item = runtime.timers.cancel(entry) { _ = item.takeWakeup() }
+                throw CancellationError()
+            }
             me.park(unless: { alarm.hasFired })
         }
     }

@@ -1,8 +1,10 @@
 // Parker: puts one thread to sleep until another unparks it, on a futex. UNSAFE FILE:
 // a raw futex word.
 //
-// States of the word: EMPTY (0), PARKED (1, the owner is, or is about to be, asleep),
-// NOTIFIED (2, an unpark arrived). An unpark is never lost: it leaves NOTIFIED behind and
+// States of the word: EMPTY (0), PARKED (1, the owner is, or is about to be, asleep on
+// the futex), NOTIFIED (2, an unpark arrived), IN_REACTOR (3, the owner is, or is about
+// to be, polling the reactor: an unpark then wakes the reactor's backend instead, and a
+// wake that lands before the poll begins makes that poll return at once). An unpark is never lost: it leaves NOTIFIED behind and
 // the next park returns at once. A park may also return spuriously or on timeout; callers
 // always re-check their own condition, so the parker only promises "no lost wake-up".
 // Only the owning thread parks; any thread may unpark.
@@ -16,8 +18,13 @@ final class Parker: @unchecked Sendable {
     private static let empty: UInt32 = 0
     private static let parked: UInt32 = 1
     private static let notified: UInt32 = 2
+    private static let inReactor: UInt32 = 3
 
-    init() {
+    /// The reactor this parker may poll while parked (workers); nil for plain threads.
+    let reactor: Reactor?
+
+    init(reactor: Reactor? = nil) {
+        self.reactor = reactor
         // SAFETY: a private 4-byte allocation, freed in deinit.
         word = .allocate(capacity: 1)
         word.initialize(to: Parker.empty)
@@ -37,10 +44,31 @@ final class Parker: @unchecked Sendable {
         _ = spindle_word_exchange(word, Parker.empty)
     }
 
+    /// Owner thread only: like `park`, but if the reactor's driver token is free, waits
+    /// in the reactor (delivering I/O events) instead of on the futex. Returns true if it
+    /// polled the reactor.
+    func parkPolling(timeoutNanos: Int64?) -> Bool {
+        guard let reactor, reactor.tryAcquireDriver() else {
+            park(timeoutNanos: timeoutNanos)
+            return false
+        }
+        defer { reactor.releaseDriver() }
+        if spindle_word_exchange(word, Parker.empty) == Parker.notified { return false }
+        if !spindle_word_cas(word, Parker.empty, Parker.inReactor).asBool {
+            _ = spindle_word_exchange(word, Parker.empty)
+            return false
+        }
+        reactor.poll(timeoutNanos: timeoutNanos)
+        _ = spindle_word_exchange(word, Parker.empty)
+        return true
+    }
+
     /// Any thread. Wakes the owner if it sleeps, or makes its next park return at once.
     func unpark() {
-        if spindle_word_exchange(word, Parker.notified) == Parker.parked {
-            Sys.futexWake(word, count: 1)
+        switch spindle_word_exchange(word, Parker.notified) {
+        case Parker.parked: Sys.futexWake(word, count: 1)
+        case Parker.inReactor: reactor?.backend.wake()
+        default: break
         }
     }
 }

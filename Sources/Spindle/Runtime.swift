@@ -86,6 +86,8 @@ public final class Runtime: @unchecked Sendable {
     let inject = InjectQueue()
     let idle: Idle
     let timers = Timers()
+    /// Readiness events for sockets and signals, polled by parked workers (Reactor.swift).
+    let reactor: Reactor
     let blocking: BlockingPool
     /// Lifecycle raw value (Scheduler.swift).
     let lifecycle = Atomic<Int>(Lifecycle.running.rawValue)
@@ -130,6 +132,11 @@ public final class Runtime: @unchecked Sendable {
         self.configuration = config
         self.fiberStackSize = FiberStack.usableSize(for: config.fiberStackSize)
         self.idle = Idle(workerCount: n)
+        do {
+            self.reactor = Reactor(backend: try EpollBackend())
+        } catch {
+            throw .reactorUnavailable(error)
+        }
         self.blocking = BlockingPool(name: config.name, limit: config.blockingThreadLimit, keepAlive: config.blockingKeepAlive)
         workers = (0..<n).map { Worker(index: $0, runtime: self, queueCapacity: cap) }
         if config.flavor == .multiThread {

@@ -9,6 +9,8 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     case threadSpawnFailed(SysError)
     /// The configuration is invalid (for example zero workers).
     case invalidConfiguration(String)
+    /// The kernel refused the reactor (epoll or eventfd: out of descriptors or memory).
+    case reactorUnavailable(SysError)
 
     public var description: String {
         switch self {
@@ -20,6 +22,8 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
             return "Spindle could not start a thread: \(e)"
         case .invalidConfiguration(let why):
             return "invalid Spindle runtime configuration: \(why)"
+        case .reactorUnavailable(let e):
+            return "Spindle could not create its I/O reactor: \(e)"
         }
     }
 }

@@ -79,13 +79,16 @@ extension Runtime {
         }
     }
 
-    /// Arms a timer for `r` at `deadline` (monotonic ns).
-    func schedule(_ r: Runnable, at deadline: Int64) {
-        if deadline <= Sys.nowNanos() { schedule(r); return }
+    /// Arms a timer for `r` at `deadline` (monotonic ns). Returns the handle to cancel it
+    /// with (`timers.cancel`), or nil if it ran at once or was forwarded.
+    @discardableResult
+    func schedule(_ r: Runnable, at deadline: Int64) -> TimerEntry? {
+        if deadline <= Sys.nowNanos() { schedule(r); return nil }
         // SAFETY: as in schedule(_:): hold the runtime while a worker may already fire it.
         let keep = Unmanaged.passRetained(self)
         defer { keep.release() }
-        switch timers.insert(deadline: deadline, item: r) {
+        let (action, entry) = timers.insert(deadline: deadline, item: r)
+        switch action {
         case .none:
             break
         case .wakeKeeper(let k):
@@ -98,6 +101,7 @@ extension Runtime {
         case .closed:
             forwardOrphan(r, deadline: deadline)
         }
+        return entry
     }
 
     /// Idle rule 1: wake one parked worker if nobody is searching.
@@ -134,6 +138,7 @@ extension Runtime {
         if old == Lifecycle.stopped.rawValue { return }
         for r in inject.close() { forwardOrphan(r) }
         for t in timers.close() { forwardOrphan(t.item, deadline: t.deadline) }
+        reactor.shutdown()
         for w in workers { w.parker.unpark() }
         stopSignal.signal()
     }

@@ -153,7 +153,7 @@ enum Sys {
         while true {
             let n = chunk.withUnsafeMutableBytes { buf in
                 // SAFETY: buf is a live 4096-byte buffer for the duration of the call.
-                try? Sys.call("read") { read(fd, buf.baseAddress, buf.count) }
+                try? Sys.call("read") { Glibc.read(fd, buf.baseAddress, buf.count) }
             }
             guard case .ok(let count)? = n, count > 0 else { break }
             bytes.append(contentsOf: chunk[0..<count])

@@ -35,17 +35,27 @@ final class Timers: Sendable {
         case closed
     }
 
-    func insert(deadline: Int64, item: Runnable) -> InsertAction {
+    func insert(deadline: Int64, item: Runnable) -> (InsertAction, TimerEntry?) {
         state.withLock { s in
-            if s.closed { return .closed }
-            _ = s.store.insert(deadline: deadline, item: item)
+            if s.closed { return (.closed, nil) }
+            let entry = s.store.insert(deadline: deadline, item: item)
             earliest.store(s.store.earliestDeadline ?? .max, ordering: .releasing)
-            guard let k = s.keeper else { return .noKeeper }
+            guard let k = s.keeper else { return (.noKeeper, entry) }
             if deadline < s.keeperDeadline {
                 s.keeperDeadline = deadline
-                return .wakeKeeper(k)
+                return (.wakeKeeper(k), entry)
             }
-            return .none
+            return (.none, entry)
+        }
+    }
+
+    /// Cancels a timer that has not fired: returns its item (now the caller's), or nil if
+    /// it already fired, was cancelled, or the store closed.
+    func cancel(_ entry: TimerEntry) -> Runnable? {
+        state.withLock { s in
+            let item = s.store.remove(entry)
+            if item != nil { earliest.store(s.store.earliestDeadline ?? .max, ordering: .releasing) }
+            return item
         }
     }
 

@@ -56,7 +56,7 @@ final class Worker: @unchecked Sendable {
     /// thread running a worker loop (the thread's closure holds the runtime strongly).
     unowned(unsafe) let runtime: Runtime
     let queue: LocalQueue
-    let parker = Parker()
+    let parker: Parker
     /// The run-next job's bits, 0 when empty. Owner exchanges; searchers may CAS it to 0.
     let runNextSlot = Atomic<UInt>(0)
     /// Jobs started by this worker (wrapping). Owner stores (relaxed); searchers read it
@@ -99,6 +99,7 @@ final class Worker: @unchecked Sendable {
         self.index = index
         self.runtime = runtime
         self.queue = LocalQueue(capacity: queueCapacity)
+        self.parker = Parker(reactor: runtime.reactor)
         self.rng = 0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)
         self.isCurrentThreadFlavor = runtime.configuration.flavor == .currentThread
     }
@@ -202,6 +203,8 @@ final class Worker: @unchecked Sendable {
         tick &+= 1
         if tick % Tuning.globalQueueInterval == 0 {
             if runtime.isDraining && !fibersCancelledForDrain { cancelLiveFibersForShutdown() }
+            // A busy worker still delivers I/O events (no wait) when nobody polls.
+            runtime.reactor.pollIfFree()
             _ = fireTimers(now: Sys.nowNanos())
             if let r = runtime.inject.pop() { return r }
         }
@@ -323,7 +326,7 @@ final class Worker: @unchecked Sendable {
             let keeperTimeout = runtime.timers.claimKeeper(index, now: now)
             var timeout = keeperTimeout
             if let d = deadline { timeout = min(timeout ?? .max, max(0, d - now)) }
-            parker.park(timeoutNanos: timeout)
+            let polled = parker.parkPolling(timeoutNanos: timeout)
             if keeperTimeout != nil { runtime.timers.releaseKeeper(index) }
             if runtime.isStopped { return }
             let fired = fireTimers(now: Sys.nowNanos())
@@ -338,6 +341,9 @@ final class Worker: @unchecked Sendable {
                 // Woke for our own reasons: leave the parked list ourselves, unless a
                 // notifier did it meanwhile (then we count as searching).
                 if !idle.unparkSelf(index) { isSearching = true }
+                // Events we delivered may have queued more than we run next: let a parked
+                // worker help (it takes the reactor over when it parks again). Tokio's rule.
+                if polled && !queue.isEmpty { runtime.notifyParked() }
                 return
             }
         }

@@ -124,14 +124,12 @@ private func value(_ r: Runnable) -> Int { Int(r.bits >> 4) }
 @Suite struct TimerStoreTests {
     @Test func firesInDeadlineThenInsertionOrder() {
         var s = HeapTimerStore()
-        let earliest = [
-            s.insert(deadline: 30, item: item(1)),
-            s.insert(deadline: 10, item: item(2)),
-            s.insert(deadline: 20, item: item(3)),
-            s.insert(deadline: 10, item: item(4)),
-        ]
-        #expect(earliest == [true, true, false, false])
-        #expect(s.earliestDeadline == 10)
+        var earliest: [Int64?] = []
+        for (d, v) in [(30, 1), (10, 2), (20, 3), (10, 4)] as [(Int64, Int)] {
+            _ = s.insert(deadline: d, item: item(v))
+            earliest.append(s.earliestDeadline)
+        }
+        #expect(earliest == [30, 10, 10, 10])
         var fired: [Int] = []
         s.popExpired(now: 20) { fired.append(value($0)) }
         #expect(fired == [2, 4, 3])
@@ -140,21 +138,66 @@ private func value(_ r: Runnable) -> Int { Int(r.bits >> 4) }
         #expect(s.isEmpty)
     }
 
+    @Test func removedEntriesNeverFireAndGiveTheirItemBack() {
+        var s = HeapTimerStore()
+        let a = s.insert(deadline: 10, item: item(1))
+        let b = s.insert(deadline: 5, item: item(2))
+        _ = s.insert(deadline: 20, item: item(3))
+        #expect(s.remove(b).map(value) == 2)
+        #expect(s.remove(b) == nil) // twice: nothing
+        #expect(s.earliestDeadline == 10)
+        var fired: [Int] = []
+        s.popExpired(now: 100) { fired.append(value($0)) }
+        #expect(fired == [1, 3])
+        #expect(s.remove(a) == nil) // already fired
+        #expect(s.isEmpty)
+    }
+
+    /// Random inserts, removals and pops against a sorted reference list.
+    @Test func matchesReferenceUnderRandomOperations() {
+        var s = HeapTimerStore()
+        var rng = SystemRandomNumberGenerator()
+        var live: [(entry: TimerEntry, deadline: Int64, seq: Int)] = []
+        var seq = 0
+        var now: Int64 = 0
+        for _ in 0..<20_000 {
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0..<5:
+                let d = now + Int64.random(in: 0..<1_000, using: &rng)
+                live.append((s.insert(deadline: d, item: item(seq)), d, seq))
+                seq += 1
+            case 5..<8 where !live.isEmpty:
+                let i = Int.random(in: 0..<live.count, using: &rng)
+                let victim = live.remove(at: i)
+                #expect(s.remove(victim.entry).map(value) == victim.seq)
+            default:
+                now += Int64.random(in: 0..<200, using: &rng)
+                var fired: [Int] = []
+                s.popExpired(now: now) { fired.append(value($0)) }
+                let due = live.filter { $0.deadline <= now }.sorted { ($0.deadline, $0.seq) < ($1.deadline, $1.seq) }
+                #expect(fired == due.map(\.seq))
+                live.removeAll { $0.deadline <= now }
+            }
+            #expect(s.count == live.count)
+            #expect(s.earliestDeadline == live.map(\.deadline).min())
+        }
+    }
+
     @Test func keeperProtocol() {
         let t = Timers()
         #expect(t.claimKeeper(0, now: 0) == nil) // nothing armed: sleep without timeout
-        guard case .noKeeper = t.insert(deadline: 1_000, item: item(1)) else { Issue.record("expected noKeeper"); return }
+        guard case .noKeeper = t.insert(deadline: 1_000, item: item(1)).0 else { Issue.record("expected noKeeper"); return }
         #expect(t.claimKeeper(0, now: 100) == 900)
         #expect(t.claimKeeper(1, now: 100) == nil) // worker 0 keeps the role
-        guard case .none = t.insert(deadline: 2_000, item: item(2)) else { Issue.record("expected none"); return }
-        guard case .wakeKeeper(0) = t.insert(deadline: 500, item: item(3)) else { Issue.record("expected wake 0"); return }
+        guard case .none = t.insert(deadline: 2_000, item: item(2)).0 else { Issue.record("expected none"); return }
+        guard case .wakeKeeper(0) = t.insert(deadline: 500, item: item(3)).0 else { Issue.record("expected wake 0"); return }
         t.releaseKeeper(0)
         var fired: [Int] = []
         let n = t.fireDue(now: 1_000) { fired.append(value($0)) }
         #expect(n == 2)
         #expect(fired == [3, 1])
         #expect(t.close().count == 1)
-        guard case .closed = t.insert(deadline: 1, item: item(4)) else { Issue.record("expected closed"); return }
+        guard case .closed = t.insert(deadline: 1, item: item(4)).0 else { Issue.record("expected closed"); return }
     }
 }
 

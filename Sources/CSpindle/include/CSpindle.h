@@ -78,6 +78,52 @@ static inline void spindle_cpu_relax(void) {
 #endif
 }
 
+
+// ---- I/O (Net.c) ----------------------------------------------------------------------
+// Thin wrappers so Swift need not spell glibc's socket-type enums and packed structs.
+// Each returns the syscall's result (-1 with errno set on failure), no policy.
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <signal.h>
+
+// epoll_pwait2 with a nanosecond timeout (timeout_ns < 0: forever), falling back to
+// epoll_wait with the timeout rounded up to milliseconds where the kernel lacks it.
+int spindle_epoll_wait(int epfd, struct epoll_event *_Nonnull events, int max, int64_t timeout_ns);
+// epoll_ctl ADD/MOD/DEL with events and a 64-bit token.
+int spindle_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token);
+// The token and event bits of one returned event (the struct is packed on x86_64).
+static inline uint64_t spindle_epoll_event_token(const struct epoll_event *_Nonnull e) { return e->data.u64; }
+static inline uint32_t spindle_epoll_event_bits(const struct epoll_event *_Nonnull e) { return e->events; }
+// A non-blocking, close-on-exec socket.
+int spindle_socket(int domain, int type);
+// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC.
+int spindle_accept(int fd, struct sockaddr *_Nullable addr, socklen_t *_Nullable len);
+static inline int spindle_sock_stream(void) { return SOCK_STREAM; }
+static inline int spindle_sock_dgram(void) { return SOCK_DGRAM; }
+// send() that never raises SIGPIPE (a write to a reset peer becomes EPIPE).
+static inline ssize_t spindle_send(int fd, const void *_Nonnull buf, size_t len) {
+    return send(fd, buf, len, MSG_NOSIGNAL);
+}
+static inline ssize_t spindle_sendto(int fd, const void *_Nonnull buf, size_t len, const struct sockaddr *_Nullable addr, socklen_t alen) {
+    return sendto(fd, buf, len, MSG_NOSIGNAL, addr, alen);
+}
+// SO_ERROR of a socket (a finished non-blocking connect's result), or -errno.
+int spindle_socket_error(int fd);
+int spindle_set_int_option(int fd, int level, int name, int value);
+
+// ---- signals (Signals.c) ---------------------------------------------------------------
+// Installs a handler for `signo` that records it and writes to `wake_fd` (an eventfd),
+// both async-signal-safe. Returns 0 or -errno.
+int spindle_signal_watch(int signo, int wake_fd);
+// Restores the disposition `signo` had before spindle_signal_watch.
+int spindle_signal_unwatch(int signo);
+// How many times `signo` arrived since the last call (and resets the count).
+uint32_t spindle_signal_take(int signo);
+
 #include "CSpindleFiber.h"
 
 #endif

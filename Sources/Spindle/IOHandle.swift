@@ -1,0 +1,220 @@
+// IOHandle: one non-blocking descriptor registered with the reactor: who waits for it to
+// become readable or writable, and when it may really be closed. UNSAFE FILE: a raw
+// descriptor whose lifetime is managed by an atomic use count.
+//
+// Readiness (edge-triggered, Tokio's ScheduledIo idea): each direction has an event
+// counter. An operation reads the counter (its ticket), tries the syscall, and if it would
+// block waits "until the counter moves past my ticket". An event that arrived between the
+// ticket and the wait is therefore never missed: the wait completes at once.
+//
+// Waiters are the primitives' `Waiter`s (task, fiber or thread), so a socket call parks a
+// fiber or suspends a task with the same code paths as a channel (Blocking.swift): the
+// decision is taken under `state`'s lock, the resume happens after unlocking.
+//
+// Closing while others use the descriptor: `use` packs (operations in flight << 1 |
+// closed). An operation enters (refused once closed) and leaves; `close()` sets the bit,
+// fails every waiter at once (they throw `SocketError.closed`), and the descriptor is
+// deregistered and closed by whoever brings the count to zero with the bit set: exactly
+// once, and never while a syscall might still use the number (which could by then name
+// another file).
+import CSpindle
+import DequeModule
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum IODirection { case read, write }
+
+final class IOHandle: @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): `fd` is immutable and valid until `finalClose` (see
+    // the use count above); `token` is written once in init; `state` is under its lock;
+    // the rest is atomic.
+    let fd: Int32
+    let runtime: Runtime
+    /// The runtime's reactor (tests may give another one, e.g. on a FakeBackend).
+    let reactor: Reactor
+    private var token: UInt64 = 0
+
+    struct State {
+        var readers = Deque<Waiter<Void>>()
+        var writers = Deque<Waiter<Void>>()
+        /// Why waits now fail, once closed or shut down.
+        var failure: SocketError?
+    }
+    /// guarded by lock
+    let state = Lock(State())
+    let readEvents = Atomic<UInt64>(0)
+    let writeEvents = Atomic<UInt64>(0)
+    private let use = Atomic<Int>(0)
+
+    /// Takes ownership of `fd` (non-blocking): registers it, or closes it and throws.
+    init(fd: Int32, runtime: Runtime, reactor: Reactor? = nil) throws(SocketError) {
+        self.fd = fd
+        self.runtime = runtime
+        self.reactor = reactor ?? runtime.reactor
+        do throws(SocketError) {
+            token = try self.reactor.register(self)
+        } catch {
+            Sys.closeDescriptor(fd)
+            use.store(1, ordering: .relaxed) // closed; nothing to deregister
+            throw error
+        }
+    }
+
+    // MARK: lifetime
+
+    /// Starts an operation. Throws `SocketError.closed` once `close()` was called.
+    @inline(__always)
+    func enter() throws(SocketError) {
+        var v = use.load(ordering: .relaxed)
+        while true {
+            if v & 1 != 0 { throw .closed }
+            let (done, now) = use.weakCompareExchange(expected: v, desired: v + 2, successOrdering: .acquiring, failureOrdering: .relaxed)
+            if done { return }
+            v = now
+        }
+    }
+
+    /// Ends an operation started by `enter()`.
+    @inline(__always)
+    func leave() {
+        let old = use.subtract(2, ordering: .acquiringAndReleasing).oldValue
+        if old == 3 { finalClose() }
+    }
+
+    var isClosed: Bool { use.load(ordering: .acquiring) & 1 != 0 }
+
+    /// Closes the handle: waiters fail with `SocketError.closed` at once; the descriptor
+    /// closes when the last operation in flight leaves. Idempotent.
+    func close() {
+        let old = use.bitwiseOr(1, ordering: .acquiringAndReleasing).oldValue
+        if old & 1 != 0 { return }
+        failWaiters(.closed)
+        if old == 0 { finalClose() }
+    }
+
+    private func finalClose() {
+        reactor.deregister(self, token: token)
+        Sys.closeDescriptor(fd)
+    }
+
+    // MARK: readiness
+
+    @inline(__always)
+    func ticket(_ d: IODirection) -> UInt64 {
+        d == .read ? readEvents.load(ordering: .acquiring) : writeEvents.load(ordering: .acquiring)
+    }
+
+    /// The reactor says readiness changed: bump the counters and wake the waiters.
+    func ready(_ r: Readiness) {
+        let wakes: [Wake] = state.withLock { s in
+            var out: [Wake] = []
+            if !r.isDisjoint(with: [.readable, .closed]) {
+                readEvents.add(1, ordering: .releasing)
+                out += Blocking.completeAll(&s.readers, .completed)
+            }
+            if !r.isDisjoint(with: [.writable, .closed]) {
+                writeEvents.add(1, ordering: .releasing)
+                out += Blocking.completeAll(&s.writers, .completed)
+            }
+            return out
+        }
+        for w in wakes { w.resume() }
+    }
+
+    /// Fails every waiter, now and later, with `error` (close, runtime shutdown).
+    func failWaiters(_ error: SocketError) {
+        let wakes: [Wake] = state.withLock { s in
+            if s.failure == nil { s.failure = error }
+            return Blocking.completeAll(&s.readers, .closed) + Blocking.completeAll(&s.writers, .closed)
+        }
+        for w in wakes { w.resume() }
+    }
+
+    // MARK: waiting
+
+    private func register(_ d: IODirection, _ ticket: UInt64, _ timeout: IOTimeout?) -> @Sendable (inout State, Waiter<Void>) -> [Wake]? {
+        { [self] s, w in
+            if s.failure != nil { return [w.complete(.closed)] }
+            if self.ticket(d) != ticket { return [w.complete(.completed)] }
+            // The deadline passed before we queued (IOTimeout.fire sets it under this lock).
+            if let timeout, timeout.hasFired { return [w.complete(.cancelled)] }
+            return d == .read ? Blocking.enqueue(&s.readers, w) : Blocking.enqueue(&s.writers, w)
+        }
+    }
+
+    private static func withdraw(_ d: IODirection) -> @Sendable (inout State, Waiter<Void>) -> Bool {
+        { s, w in d == .read ? Blocking.withdraw(&s.readers, w) : Blocking.withdraw(&s.writers, w) }
+    }
+
+    /// Suspends the task until an event for `d` arrives after `ticket` (or the deadline,
+    /// monotonic ns, passes: `SocketError.timedOut`).
+    func wait(_ d: IODirection, since ticket: UInt64, deadline: Int64? = nil) async throws {
+        let waiter = Waiter<Void>(forTask: true)
+        let timeout = deadline.map { armTimeout(d, waiter, at: $0) }
+        await Blocking.wait(state, waiter, register: register(d, ticket, timeout), withdraw: IOHandle.withdraw(d))
+        try finish(waiter, timeout)
+    }
+
+    /// Parks the fiber (blocks the thread) until an event for `d` arrives after `ticket`.
+    func block(_ d: IODirection, since ticket: UInt64, deadline: Int64? = nil) throws {
+        let waiter = Waiter<Void>(forTask: false)
+        let timeout = deadline.map { armTimeout(d, waiter, at: $0) }
+        Blocking.block(state, waiter, register: register(d, ticket, timeout), withdraw: IOHandle.withdraw(d))
+        try finish(waiter, timeout)
+    }
+
+    private func finish(_ waiter: Waiter<Void>, _ timeout: IOTimeout?) throws {
+        if let timeout { timeout.disarm(runtime) }
+        let (outcome, failure) = state.withLock { s in (waiter.outcome, s.failure) }
+        switch outcome {
+        case .completed, .pending: return
+        case .closed: throw failure ?? .closed
+        case .cancelled:
+            if timeout?.hasFired == true { throw SocketError.timedOut }
+            throw CancellationError()
+        }
+    }
+
+    private func armTimeout(_ d: IODirection, _ waiter: Waiter<Void>, at deadline: Int64) -> IOTimeout {
+        let t = IOTimeout(handle: self, direction: d, waiter: waiter)
+        t.entry = runtime.schedule(Runnable(retaining: t), at: deadline)
+        return t
+    }
+}
+
+/// A wait's deadline: when it fires first, it withdraws the waiter (outcome cancelled,
+/// reported as `SocketError.timedOut`).
+final class IOTimeout: Wakeup, @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): `entry` is written once by the arming thread before
+    // the waiter can complete, read by that same thread in `disarm`; the rest is
+    // immutable or atomic.
+    let handle: IOHandle
+    let direction: IODirection
+    let waiter: Waiter<Void>
+    var entry: TimerEntry?
+    private let fired = Atomic<Bool>(false)
+
+    init(handle: IOHandle, direction: IODirection, waiter: Waiter<Void>) {
+        self.handle = handle
+        self.direction = direction
+        self.waiter = waiter
+    }
+
+    var hasFired: Bool { fired.load(ordering: .sequentiallyConsistent) }
+
+    override func fire() {
+        let wake: Wake? = handle.state.withLock { s in
+            fired.store(true, ordering: .sequentiallyConsistent)
+            let withdrawn = direction == .read ? Blocking.withdraw(&s.readers, waiter) : Blocking.withdraw(&s.writers, waiter)
+            guard withdrawn else { return nil }
+            return waiter.complete(.cancelled)
+        }
+        wake?.resume()
+    }
+
+    func disarm(_ runtime: Runtime) {
+        if let entry, let item = runtime.timers.cancel(entry) { _ = item.takeWakeup() }
+    }
+}

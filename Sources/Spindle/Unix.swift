@@ -1,0 +1,106 @@
+// Unix-domain stream sockets: the same stream calls as TCP (StreamSocket.swift), named by
+// a filesystem path.
+import CSpindle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A listening Unix-domain stream socket.
+public final class UnixListener: Sendable, CustomStringConvertible {
+    let core: ListenerCore
+    /// Whether `close` removes the socket file (it was created by this listener).
+    private let path: String
+
+    init(core: ListenerCore, path: String) {
+        self.core = core
+        self.path = path
+    }
+
+    deinit {
+        core.io.close()
+        unlink(path)
+    }
+
+    /// Binds to `path` and listens. With `removeExisting`, a stale socket file left by a
+    /// previous run is removed first (only if it is a socket).
+    /// - Throws: ``SocketError/addressInUse(_:)`` if the path exists,
+    ///   ``SocketError/invalidAddress(_:reason:)`` for a path over 107 bytes.
+    public static func bind(path: String, backlog: Int = 1024, removeExisting: Bool = false, on runtime: Runtime? = nil) throws(SocketError) -> UnixListener {
+        let address = try SocketAddress(unixPath: path)
+        if removeExisting {
+            var st = stat()
+            if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+        }
+        let rt = try Runtime.forIO(runtime)
+        return UnixListener(core: try ListenerCore(address: address, backlog: backlog, reuseAddress: false, reusePort: false, runtime: rt), path: path)
+    }
+
+    public var localAddress: SocketAddress { core.address }
+
+    public func accept() async throws -> UnixStream {
+        let (fd, _) = try await core.accept()
+        return UnixStream(io: try IOHandle(fd: fd, runtime: core.io.runtime))
+    }
+
+    /// Fiber/thread form of ``accept()-(Void)``.
+    public func accept() throws -> UnixStream {
+        let (fd, _) = try core.acceptBlocking()
+        return UnixStream(io: try IOHandle(fd: fd, runtime: core.io.runtime))
+    }
+
+    /// Stops listening and removes the socket file.
+    public func close() {
+        core.io.close()
+        unlink(path)
+    }
+
+    public var description: String { "UnixListener(\(path))" }
+}
+
+/// A connected Unix-domain stream socket.
+public final class UnixStream: StreamSocket, @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): no stored properties besides the base class's.
+
+    /// Connects to the socket at `path`.
+    /// - Throws: ``SocketError/connectionRefused(_:)`` (nobody listens), a `.system` error
+    ///   with ENOENT if the path does not exist.
+    public static func connect(path: String, on runtime: Runtime? = nil) async throws -> UnixStream {
+        let address = try SocketAddress(unixPath: path)
+        let io = try Connector.start(address, runtime: try Runtime.forIO(runtime))
+        var started = false
+        do {
+            try await io.perform(.write, address: address) { fd throws(SysError) in try Connector.attempt(fd, address, started: &started) }
+        } catch {
+            io.close()
+            throw error
+        }
+        return UnixStream(io: io)
+    }
+
+    /// Fiber/thread form of ``connect(path:on:)-(String,_)``.
+    public static func connect(path: String, on runtime: Runtime? = nil) throws -> UnixStream {
+        let address = try SocketAddress(unixPath: path)
+        try checkMayBlock("UnixStream.connect(path:)")
+        let io = try Connector.start(address, runtime: try Runtime.forIO(runtime))
+        var started = false
+        do {
+            try io.performBlocking("UnixStream.connect(path:)", .write, address: address) { fd throws(SysError) in try Connector.attempt(fd, address, started: &started) }
+        } catch {
+            io.close()
+            throw error
+        }
+        return UnixStream(io: io)
+    }
+
+    /// Two connected streams (socketpair).
+    public static func pair(on runtime: Runtime? = nil) throws(SocketError) -> (UnixStream, UnixStream) {
+        let rt = try Runtime.forIO(runtime)
+        var fds: [Int32] = [0, 0]
+        let r = socketpair(AF_UNIX, spindle_sock_stream_type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds)
+        if r != 0 { throw SocketError(errno: spindle_errno(), call: "socketpair") }
+        let a: IOHandle
+        do { a = try IOHandle(fd: fds[0], runtime: rt) } catch { Sys.closeDescriptor(fds[1]); throw error }
+        let b = try IOHandle(fd: fds[1], runtime: rt)
+        return (UnixStream(io: a), UnixStream(io: b))
+    }
+}

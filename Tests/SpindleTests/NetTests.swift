@@ -1,0 +1,422 @@
+@testable import Spindle
+import Testing
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private func makeRuntime(_ workers: Int = 2) throws -> Runtime {
+    try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: workers, name: "net"))
+}
+
+private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+@Suite struct SocketAddressTests {
+    @Test func parsesIPv4IPv6AndUnix() throws {
+        let a = try SocketAddress("127.0.0.1:8080")
+        #expect(a.host == "127.0.0.1" && a.port == 8080 && !a.isIPv6)
+        #expect(a.description == "127.0.0.1:8080")
+        let b = try SocketAddress("[::1]:443")
+        #expect(b.host == "::1" && b.port == 443 && b.isIPv6)
+        #expect(b.description == "[::1]:443")
+        let c = try SocketAddress("unix:/tmp/x.sock")
+        #expect(c.unixPath == "/tmp/x.sock" && c.port == nil)
+        #expect(try SocketAddress(host: "10.1.2.3", port: 0).description == "10.1.2.3:0")
+        #expect(SocketAddress.loopbackV6(port: 1) == (try SocketAddress("[::1]:1")))
+    }
+
+    @Test(arguments: [
+        ("127.0.0.1", "missing ':port'"),
+        ("127.0.0.1:http", "is not a number"),
+        ("127.0.0.1:70000", "outside 0-65535"),
+        ("::1:80", "must be written [address]:port"),
+        ("[::1:80", "missing ']'"),
+        ("300.1.1.1:80", "not a numeric IPv4 or IPv6 address"),
+        ("example.com:80", "resolve host names"),
+        (":80", "empty host"),
+    ])
+    func rejectsBadAddressesWithAReason(text: String, reason: String) {
+        do {
+            _ = try SocketAddress(text)
+            Issue.record("\(text) parsed")
+        } catch {
+            guard case .invalidAddress(let t, let r) = error else { Issue.record("wrong error \(error)"); return }
+            #expect(t == text)
+            #expect(r.contains(reason), "\(r)")
+        }
+    }
+
+    @Test func unixPathLimit() {
+        #expect(throws: SocketError.self) { try SocketAddress(unixPath: String(repeating: "a", count: 108)) }
+    }
+
+    @Test func resolvesLocalhostOnTheBlockingPool() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let addrs = try rt.run { try await SocketAddress.resolve(host: "localhost", port: 80) }
+        #expect(!addrs.isEmpty)
+        #expect(addrs.allSatisfy { $0.port == 80 })
+        let bad = try rt.run { () async -> SocketError? in
+            do { _ = try await SocketAddress.resolve(host: "no-such-host.invalid", port: 80); return nil } catch { return error as? SocketError }
+        }
+        guard case .hostNotFound("no-such-host.invalid", _)? = bad else { Issue.record("got \(String(describing: bad))"); return }
+    }
+}
+
+@Suite(.serialized) struct TCPTests {
+    /// A task server echoing `n` bytes back per connection, a task client.
+    @Test(arguments: ["127.0.0.1:0", "[::1]:0"])
+    func taskEcho(address: String) throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let listener = try TCPListener.bind(to: SocketAddress(address), on: rt)
+        let port = listener.localAddress.port!
+        #expect(port != 0)
+        let got = try rt.run { () async throws -> [UInt8] in
+            let server = Task {
+                let c = try await listener.accept()
+                let msg = try await c.read(exactly: 5)
+                try await c.write(msg.reversed())
+                c.shutdownWriteQuietly()
+            }
+            let client = try await TCPStream.connect(to: listener.localAddress)
+            #expect(client.noDelay)
+            #expect(client.peerAddress?.port == port)
+            try await client.write("hello")
+            let back = try await client.read(exactly: 5)
+            #expect(try await client.read(upTo: 10) == []) // the server half-closed
+            try await server.value
+            return back
+        }
+        #expect(got == bytes("olleh"))
+    }
+
+    /// The same client and server bodies, run as fibers with the blocking calls.
+    @Test func fiberEchoManyRoundTrips() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let rounds = 1_000 / testScale
+        let server = rt.spawnFiber { () throws -> Int in
+            let c = try listener.accept()
+            var n = 0
+            while true {
+                let b = try c.read(upTo: 1)
+                if b.isEmpty { return n }
+                try c.write(b)
+                n += 1
+            }
+        }
+        let client = rt.spawnFiber { () throws -> Int in
+            let s = try TCPStream.connect(to: listener.localAddress)
+            for i in 0..<rounds {
+                try s.write([UInt8(i & 0xff)])
+                let b = try s.read(exactly: 1)
+                #expect(b == [UInt8(i & 0xff)])
+            }
+            try s.shutdownWrite()
+            return rounds
+        }
+        #expect(try client.join() == rounds)
+        #expect(try server.join() == rounds)
+    }
+
+    /// A fiber server and task clients, and a plain-thread client, on one listener.
+    @Test func mixedWorlds() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let server = rt.spawnFiber { () throws -> Void in
+            for _ in 0..<3 {
+                let c = try listener.accept()
+                try Fiber.spawn {
+                    let b = try c.read(upTo: 100)
+                    try c.write(b + b)
+                }
+            }
+        }
+        let fromTasks = try rt.run { () async throws -> [[UInt8]] in
+            var out: [[UInt8]] = []
+            for w in ["a", "b"] {
+                let s = try await TCPStream.connect(to: listener.localAddress)
+                try await s.write(w)
+                out.append(try await s.read(exactly: 2))
+            }
+            return out
+        }
+        #expect(fromTasks == [bytes("aa"), bytes("bb")])
+        // A plain thread (this one) with the blocking calls.
+        let s = try TCPStream.connect(to: listener.localAddress, on: rt)
+        try s.write("z")
+        #expect(try s.read(exactly: 2) == bytes("zz"))
+        try server.join()
+    }
+
+    @Test func largeTransfersArriveIntact() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let size = 8 << 20 / testScale
+        let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let echoed = try rt.run { () async throws -> [UInt8] in
+            let server = Task {
+                let c = try await listener.accept()
+                var buf = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let n = try await c.read(into: &buf)
+                    if n == 0 { break }
+                    try await c.write(Array(buf[0..<n]))
+                }
+                try c.shutdownWrite()
+            }
+            let s = try await TCPStream.connect(to: listener.localAddress)
+            // Write and read at once: neither side's buffers can hold 8 MiB.
+            let writer = Task { try await s.write(payload); try s.shutdownWrite() }
+            var back: [UInt8] = []
+            while true {
+                let chunk = try await s.read(upTo: 65536)
+                if chunk.isEmpty { break }
+                back += chunk
+            }
+            try await writer.value
+            try await server.value
+            return back
+        }
+        #expect(echoed.count == payload.count)
+        #expect(echoed == payload)
+    }
+
+    @Test func connectionRefused() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let l = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let addr = l.localAddress
+        l.close()
+        let e = try rt.run { () async -> SocketError? in
+            do { _ = try await TCPStream.connect(to: addr); return nil } catch { return error as? SocketError }
+        }
+        #expect(e == .connectionRefused(addr))
+        #expect(e?.description.contains("connection refused by 127.0.0.1") == true)
+        // The blocking form, from a plain thread.
+        #expect(throws: SocketError.connectionRefused(addr)) { try TCPStream.connect(to: addr, on: rt) }
+    }
+
+    @Test func addressInUse() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let l = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        #expect(throws: SocketError.addressInUse(l.localAddress)) {
+            try TCPListener.bind(to: l.localAddress, on: rt)
+        }
+        // SO_REUSEPORT lets two listeners share a port.
+        let a = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), reusePort: true, on: rt)
+        let b = try TCPListener.bind(to: a.localAddress, reusePort: true, on: rt)
+        #expect(a.localAddress == b.localAddress)
+    }
+
+    @Test func addressNotAvailable() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let addr = try SocketAddress("192.0.2.1:0") // TEST-NET-1: not this machine's
+        #expect(throws: SocketError.addressNotAvailable(addr)) { try TCPListener.bind(to: addr, on: rt) }
+    }
+
+    /// A listener whose accept queue is full drops new SYNs: connect waits, then times out.
+    @Test func connectTimesOut() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let l = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), backlog: 0, on: rt)
+        var held: [TCPStream] = []
+        var timedOut = false
+        for _ in 0..<16 {
+            do {
+                held.append(try TCPStream.connect(to: l.localAddress, timeout: .milliseconds(200), on: rt))
+            } catch SocketError.timedOut {
+                timedOut = true
+                break
+            }
+        }
+        #expect(timedOut)
+        // The async form.
+        let e = try rt.run { () async -> SocketError? in
+            do { _ = try await TCPStream.connect(to: l.localAddress, timeout: .milliseconds(100)); return nil } catch { return error as? SocketError }
+        }
+        #expect(e == .timedOut)
+        #expect(rt.timers.count == 0)
+    }
+
+    /// Closing a socket with unread data sends a reset: the peer's read throws
+    /// connectionReset and its writes fail (never with SIGPIPE).
+    @Test func resetByPeerAndBrokenPipe() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let l = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let errors = try rt.run { () async throws -> (SocketError?, SocketError?) in
+            let client = try await TCPStream.connect(to: l.localAddress)
+            let server = try await l.accept()
+            try await client.write("unread")
+            // Wait until the data is in the server's receive buffer, then close unread.
+            try await Spindle.sleep(for: .milliseconds(20))
+            server.close()
+            var readError: SocketError?
+            do { _ = try await client.read(upTo: 10) } catch { readError = error as? SocketError }
+            var writeError: SocketError?
+            for _ in 0..<100 {
+                do { try await client.write("more") } catch { writeError = error as? SocketError; break }
+            }
+            return (readError, writeError)
+        }
+        #expect(errors.0 == .connectionReset)
+        #expect(errors.1 == .brokenPipe || errors.1 == .connectionReset)
+    }
+
+    @Test func closingWakesAWaitingReaderWithAnError() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let l = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let e = try rt.run { () async throws -> SocketError? in
+            let client = try await TCPStream.connect(to: l.localAddress)
+            let server = try await l.accept()
+            let reader = Task { () async -> SocketError? in
+                do { _ = try await client.read(upTo: 10); return nil } catch { return error as? SocketError }
+            }
+            try await Spindle.sleep(for: .milliseconds(10))
+            client.close()
+            _ = server
+            return await reader.value
+        }
+        #expect(e == .closed)
+        // A fiber blocked in accept, woken by close.
+        let waiter = rt.spawnFiber { () throws -> Void in _ = try l.accept() }
+        Sys.sleepThread(untilNanos: Sys.nowNanos() + 10_000_000)
+        l.close()
+        #expect(throws: SocketError.closed) { try waiter.join() }
+    }
+
+    @Test func cancellingAWaitingReadThrowsCancellation() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let l = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let wasCancel = try rt.run { () async throws -> Bool in
+            let client = try await TCPStream.connect(to: l.localAddress)
+            let t = Task { () async -> Bool in
+                do { _ = try await client.read(upTo: 1); return false } catch { return error is CancellationError }
+            }
+            try await Spindle.sleep(for: .milliseconds(10))
+            t.cancel()
+            return await t.value
+        }
+        #expect(wasCancel)
+    }
+
+    @Test func blockingCallsAreRefusedFromWorkerTasks() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let l = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let refused = try rt.run { () async -> Bool in
+            do { _ = try { () throws -> TCPStream in try l.accept() }() } catch FiberError.blockingOnWorker { return true } catch {}
+            return false
+        }
+        #expect(refused)
+    }
+
+    @Test func noDescriptorLeaks() throws {
+        let before = ProcessStats.openDescriptors()
+        do {
+            let rt = try makeRuntime()
+            let l = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+            try rt.run {
+                for _ in 0..<50 {
+                    let c = try await TCPStream.connect(to: l.localAddress)
+                    let s = try await l.accept()
+                    try await c.write("x")
+                    _ = try await s.read(exactly: 1)
+                }
+                // Failures must not leak either.
+                _ = try? await TCPStream.connect(to: SocketAddress("127.0.0.1:1"))
+                _ = try? TCPListener.bind(to: l.localAddress)
+            }
+            let u = try UDPSocket.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+            _ = u
+            let (a, b) = try UnixStream.pair(on: rt)
+            _ = (a, b)
+            rt.shutdown()
+        }
+        #expect(ProcessStats.openDescriptors() == before)
+    }
+
+    @Test func socketOptions() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let l = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let s = try TCPStream.connect(to: l.localAddress, on: rt)
+        #expect(s.noDelay)
+        try s.setNoDelay(false)
+        #expect(!s.noDelay)
+        #expect(!s.keepAlive)
+        try s.setKeepAlive(true)
+        #expect(s.keepAlive)
+        #expect(s.localAddress?.host == "127.0.0.1")
+        s.close()
+        #expect(throws: SocketError.closed) { try s.setNoDelay(true) }
+        #expect(throws: SocketError.closed) { try s.write("x") }
+    }
+}
+
+@Suite(.serialized) struct UDPAndUnixTests {
+    @Test func udpSendAndReceiveWithAddresses() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let a = try UDPSocket.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let b = try UDPSocket.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let got = try rt.run { () async throws -> Datagram in
+            try await a.send(bytes("ping"), to: b.localAddress!)
+            return try await b.receive()
+        }
+        #expect(got.bytes == bytes("ping"))
+        #expect(got.sender == a.localAddress)
+        // Connected, from a fiber.
+        let f = rt.spawnFiber { () throws -> [UInt8] in
+            try b.connect(to: a.localAddress!)
+            try b.send(bytes("pong"))
+            return try a.receive(maxBytes: 100).bytes
+        }
+        #expect(try f.join() == bytes("pong"))
+        // IPv6.
+        let c = try UDPSocket.bind(to: SocketAddress("[::1]:0"), on: rt)
+        try c.send(bytes("six"), to: c.localAddress!)
+        #expect(try c.receive().bytes == bytes("six"))
+    }
+
+    @Test func unixListenerAndPair() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let path = "/tmp/spindle-test-\(getpid()).sock"
+        let l = try UnixListener.bind(path: path, removeExisting: true, on: rt)
+        #expect(throws: SocketError.addressInUse(try SocketAddress(unixPath: path))) {
+            try UnixListener.bind(path: path, on: rt)
+        }
+        let got = try rt.run { () async throws -> [UInt8] in
+            let server = Task {
+                let c = try await l.accept()
+                try await c.write(try await c.read(exactly: 3))
+            }
+            let s = try await UnixStream.connect(path: path)
+            try await s.write("abc")
+            let r = try await s.read(exactly: 3)
+            try await server.value
+            return r
+        }
+        #expect(got == bytes("abc"))
+        l.close()
+        #expect(access(path, F_OK) != 0) // the socket file is gone
+        let (x, y) = try UnixStream.pair(on: rt)
+        let f = rt.spawnFiber { () throws -> [UInt8] in try y.read(exactly: 2) }
+        try x.write("hi")
+        #expect(try f.join() == bytes("hi"))
+    }
+}
+
+extension StreamSocket {
+    func shutdownWriteQuietly() { try? shutdownWrite() }
+}
