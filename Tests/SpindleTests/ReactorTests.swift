@@ -1,0 +1,221 @@
+@testable import Spindle
+import CSpindle
+import Testing
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The reactor's contract, driven by hand through the fake backend: this test thread is
+/// the poller, plain threads are the waiters.
+@Suite(.serialized) struct ReactorTests {
+    private func descriptor() -> Int32 { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
+
+    @Test func anEventWakesTheWaiterOfItsDirectionOnly() throws {
+        let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 1, name: "r"))
+        defer { rt.shutdown() }
+        let fake = FakeBackend()
+        let reactor = Reactor(backend: fake)
+        let h = try IOHandle(fd: descriptor(), runtime: rt, reactor: reactor)
+        let token = try #require(fake.token(of: h.fd))
+        let readerDone = Flag()
+        let ticket = h.ticket(.read)
+        let reader = try startThread {
+            try? h.block(.read, since: ticket)
+            readerDone.set()
+        }
+        while h.state.withLock({ $0.readers.count }) == 0 { sched_yield() }
+        // A write event: the reader stays.
+        fake.inject(token: token, .writable)
+        #expect(reactor.poll(timeoutNanos: 0) == 1)
+        #expect(!readerDone.isSet)
+        #expect(h.state.withLock { $0.readers.count } == 1)
+        fake.inject(token: token, .readable)
+        reactor.poll(timeoutNanos: 0)
+        reader.join()
+        #expect(readerDone.isSet)
+        // An event that arrived after the ticket completes a later wait at once.
+        try h.block(.read, since: ticket)
+        h.close()
+    }
+
+    @Test func staleTokensOfAReusedSlotAreDropped() throws {
+        let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 1, name: "r"))
+        defer { rt.shutdown() }
+        let fake = FakeBackend()
+        let reactor = Reactor(backend: fake)
+        let old = try IOHandle(fd: descriptor(), runtime: rt, reactor: reactor)
+        let oldToken = try #require(fake.token(of: old.fd))
+        old.close()
+        #expect(reactor.registrationCount == 0)
+        let new = try IOHandle(fd: descriptor(), runtime: rt, reactor: reactor)
+        let newToken = try #require(fake.token(of: new.fd))
+        #expect(newToken >> Reactor.generationBits == oldToken >> Reactor.generationBits) // same slot
+        #expect(newToken != oldToken) // another generation
+        let before = new.ticket(.read)
+        fake.inject(token: oldToken, .readable)
+        #expect(reactor.poll(timeoutNanos: 0) == 0)
+        #expect(new.ticket(.read) == before)
+        fake.inject(token: newToken, .readable)
+        #expect(reactor.poll(timeoutNanos: 0) == 1)
+        #expect(new.ticket(.read) == before + 1)
+        new.close()
+    }
+
+    @Test func wakeEndsAPollAndClosingFailsWaiters() throws {
+        let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 1, name: "r"))
+        defer { rt.shutdown() }
+        let fake = FakeBackend()
+        let reactor = Reactor(backend: fake)
+        let poller = try startThread { reactor.poll(timeoutNanos: nil) }
+        while fake.pollCount == 0 { sched_yield() }
+        fake.wake()
+        poller.join() // returns: the wake ended the endless poll
+
+        let h = try IOHandle(fd: descriptor(), runtime: rt, reactor: reactor)
+        let failure = Lock<(any Error)?>(nil)
+        let t = h.ticket(.write)
+        let waiter = try startThread {
+            do { try h.block(.write, since: t) } catch { failure.withLock { $0 = error } }
+        }
+        while h.state.withLock({ $0.writers.count }) == 0 { sched_yield() }
+        h.close()
+        waiter.join()
+        #expect(failure.withLock { $0 as? SocketError } == .closed)
+        #expect(throws: SocketError.closed) { try h.enter() }
+    }
+
+    @Test func shutdownFailsEveryWaiter() throws {
+        let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 1, name: "r"))
+        let (a, b) = try UnixStream.pair(on: rt)
+        defer { withExtendedLifetime(b) {} } // the peer stays open: reads would wait
+        let f = rt.spawnFiber { () throws -> Void in _ = try a.read(upTo: 1) }
+        Sys.sleepThread(untilNanos: Sys.nowNanos() + 10_000_000)
+        rt.shutdown()
+        #expect(throws: (any Error).self) { try f.join() }
+        #expect(throws: SocketError.runtimeShutDown) { _ = try a.read(upTo: 1) }
+    }
+
+    /// The real backend: readiness reaches a task through a parked worker.
+    @Test func epollDeliversToATaskOnAParkedRuntime() throws {
+        let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 2, name: "r"))
+        defer { rt.shutdown() }
+        let (a, b) = try UnixStream.pair(on: rt)
+        let reader = Task(executorPreference: rt) { try await a.read(exactly: 3) }
+        Sys.sleepThread(untilNanos: Sys.nowNanos() + 20_000_000) // every worker parks
+        try b.write("abc")
+        let got = try rt.run { try await reader.value }
+        #expect(got == Array("abc".utf8))
+    }
+}
+
+@Suite(.serialized) struct SignalTests {
+    @Test func deliveredSignalsArriveInTheStream() throws {
+        let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 2, name: "sig"))
+        defer { rt.shutdown() }
+        let stream = try SignalStream([.user1, .user2], on: rt)
+        #expect(throws: SignalError.alreadyWatched(.user1)) { try SignalStream([.user1], on: rt) }
+        #expect(throws: SignalError.cannotWatch(UnixSignal(rawValue: SIGKILL))) { try SignalStream([UnixSignal(rawValue: SIGKILL)], on: rt) }
+        let got = try rt.run { () async throws -> [UnixSignal] in
+            kill(getpid(), SIGUSR1)
+            var out: [UnixSignal] = []
+            out.append(try await stream.next()!)
+            kill(getpid(), SIGUSR2)
+            out.append(try await stream.next()!)
+            return out
+        }
+        #expect(got == [.user1, .user2])
+        // From a fiber.
+        let f = rt.spawnFiber { () throws -> UnixSignal? in try stream.next() }
+        Sys.sleepThread(untilNanos: Sys.nowNanos() + 10_000_000)
+        kill(getpid(), SIGUSR2)
+        #expect(try f.join() == .user2)
+        stream.stop()
+        #expect(try stream.next() == nil)
+        // Watchable again once stopped.
+        let again = try SignalStream([.user1], on: rt)
+        again.stop()
+    }
+}
+
+/// Running out of descriptors: connect reports it as a typed error, accept backs off
+/// instead of spinning, and the server keeps serving the connection it already has.
+@Suite(.serialized) struct DescriptorExhaustionTests {
+    @Test func acceptBacksOffAndTheServerKeepsServing() throws {
+        var original = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &original)
+        let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 2, name: "fd"))
+        defer { rt.shutdown() }
+        let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let served = Lock(0)
+        let server = Task(executorPreference: rt) {
+            while true {
+                let c = try await listener.accept()
+                served.withLock { $0 += 1 }
+                Task(executorPreference: rt) {
+                    while true {
+                        let b = try await c.read(upTo: 16)
+                        if b.isEmpty { return }
+                        try await c.write(b)
+                    }
+                }
+            }
+        }
+        let first = try TCPStream.connect(to: listener.localAddress, on: rt)
+        try first.write("1")
+        #expect(try first.read(exactly: 1) == Array("1".utf8))
+
+        // Leave room for a few descriptors only.
+        var limited = original
+        limited.rlim_cur = rlim_t(ProcessStats.openDescriptors() + 4)
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limited)
+        var clients: [TCPStream] = []
+        var connectError: SocketError?
+        for _ in 0..<16 {
+            do { clients.append(try TCPStream.connect(to: listener.localAddress, timeout: .seconds(2), on: rt)) } catch {
+                connectError = error as? SocketError
+                break
+            }
+        }
+        #expect(connectError == .tooManyOpenFiles)
+        // Some connections wait in the kernel's queue: accept must be backing off.
+        let giveUp = Sys.nowNanos() + 5_000_000_000
+        while listener.descriptorBackoffCount == 0 && Sys.nowNanos() < giveUp {
+            Sys.sleepThread(untilNanos: Sys.nowNanos() + 5_000_000)
+        }
+        #expect(listener.descriptorBackoffCount > 0)
+        let cpuBefore = ProcessStats.cpuNanos()
+        Sys.sleepThread(untilNanos: Sys.nowNanos() + 100_000_000)
+        // Not spinning: well under one core for those 100 ms.
+        #expect(ProcessStats.cpuNanos() - cpuBefore < 60_000_000)
+        // The existing connection is still served.
+        try first.write("2")
+        #expect(try first.read(exactly: 1) == Array("2".utf8))
+
+        // Descriptors back: the queued connections are accepted.
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &original)
+        let queued = clients.count
+        let want = 1 + queued
+        let deadline = Sys.nowNanos() + 5_000_000_000
+        while served.withLock({ $0 }) < want && Sys.nowNanos() < deadline {
+            Sys.sleepThread(untilNanos: Sys.nowNanos() + 5_000_000)
+        }
+        #expect(served.withLock { $0 } == want)
+        server.cancel()
+        listener.close()
+    }
+}
+
+/// A plain thread to join.
+final class TestThread: Sendable {
+    private let finished = Flag()
+    init(_ body: @escaping @Sendable () -> Void) throws {
+        try OSThread.spawn(name: "test") { [finished] in
+            body()
+            finished.set()
+        }
+    }
+    func join() { while !finished.isSet { Sys.sleepThread(untilNanos: Sys.nowNanos() + 100_000) } }
+}
+
+func startThread(_ body: @escaping @Sendable () -> Void) throws -> TestThread { try TestThread(body) }
