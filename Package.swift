@@ -40,6 +40,9 @@ let package = Package(
         // process-wide and must happen at program start, and crashes must be observed
         // from outside.
         .executableTarget(name: "spindle-probe", dependencies: ["Spindle"]),
+        // Examples: an echo server and client, each with an async and a fiber version.
+        .executableTarget(name: "echo-server", dependencies: ["Spindle"], path: "Examples/EchoServer"),
+        .executableTarget(name: "echo-client", dependencies: ["Spindle"], path: "Examples/EchoClient"),
         // C helpers the fiber-switch tests need (pinning registers across a switch).
         .target(name: "CSpindleTestSupport", dependencies: ["CSpindle"]),
         .testTarget(name: "SpindleTests", dependencies: ["Spindle", "CSpindle", "CSpindleTestSupport", "spindle-probe"]),

@@ -23,6 +23,7 @@ struct BenchChild: ParsableCommand {
             case "task.fanout": return await Measurements.fanout(s, iterations: n(1_000_000))
             case "task.memory": return await Measurements.memory(s, count: n(100_000))
             case "runtime.idle.cpu": return Measurements.idleCPU(seconds: 5)
+            case "timer.sleep": return await IOMeasurements.timerCost(count: n(100_000), spindle: system != "swift-default")
             case "channel.rtt.task":
                 switch system {
                 case "asyncstream": return await ChannelMeasurements.rttAsyncStream(iterations: n(200_000))
@@ -41,6 +42,10 @@ struct BenchChild: ParsableCommand {
             }
         }
         let cpus = ProcessStats.availableCPUs
+        if let v = try ioRow(row: row, system: system, n: n) {
+            print(v)
+            return
+        }
         if let v = try fiberRow(row: row, system: system, n: n) {
             print(v)
             return
@@ -104,6 +109,20 @@ final class PosixSemaphore: @unchecked Sendable {
     init() { sem_init(sem, 0, 0) }
     func signal() { sem_post(sem) }
     func wait() { while sem_wait(sem) != 0 {} }
+}
+
+/// The I/O rows that manage their own runtime; nil if `row` is not one of them.
+func ioRow(row: String, system: String, n: (Int) -> Int) throws -> Double? {
+    switch (row, system) {
+    case ("tcp.rtt.task", "spindle"): return try IOMeasurements.tcpRTTTasks(iterations: n(100_000))
+    case ("tcp.rtt.fiber", "spindle"): return try IOMeasurements.tcpRTTFibers(iterations: n(100_000))
+    case ("tcp.rtt", "threads"): return IOMeasurements.tcpRTTThreads(iterations: n(100_000))
+    case ("tcp.idle.memory", "spindle"): return try IOMeasurements.idleConnectionMemory(count: 5_000, fibers: false)
+    case ("tcp.idle.memory", "fibers"): return try IOMeasurements.idleConnectionMemory(count: 5_000, fibers: true)
+    case ("tcp.rtt.task", _), ("tcp.rtt.fiber", _), ("tcp.rtt", _), ("tcp.idle.memory", _):
+        throw ValidationError("unknown system \(system) for \(row)")
+    default: return nil
+    }
 }
 
 /// The rows of the fibers issue; nil if `row` is not one of them.

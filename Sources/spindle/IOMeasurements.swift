@@ -1,0 +1,189 @@
+// The I/O and time rows of `spindle bench`: TCP round trips between two tasks, two fibers,
+// and (for comparison) two plain threads doing blocking reads and writes; the cost of a
+// timer; the memory of an idle connection.
+import Spindle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum IOMeasurements {
+    /// ns per 1-byte round trip over loopback TCP, client and server both tasks.
+    static func tcpRTTTasks(iterations: Int) throws -> Double {
+        let workers = getenv("SPINDLE_BENCH_WORKERS").flatMap { Int(String(cString: $0)) }
+        let rt = try Runtime(flavor: .multiThread, workers: workers)
+        defer { rt.shutdown() }
+        return try rt.run {
+            let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"))
+            let server = Task(executorPreference: rt) {
+                let c = try await listener.accept()
+                var buf: [UInt8] = [0]
+                while try await c.read(into: &buf) == 1 { try await c.write(buf) }
+            }
+            let s = try await TCPStream.connect(to: listener.localAddress)
+            var buf: [UInt8] = [7]
+            for _ in 0..<1_000 { try await s.write(buf); _ = try await s.read(into: &buf) }
+            let t0 = Clock.nanos()
+            for _ in 0..<iterations { try await s.write(buf); _ = try await s.read(into: &buf) }
+            let dt = Clock.nanos() - t0
+            s.close()
+            _ = await server.result
+            return Double(dt) / Double(iterations)
+        }
+    }
+
+    /// The same with two fibers and the blocking calls.
+    static func tcpRTTFibers(iterations: Int) throws -> Double {
+        let rt = try Runtime(flavor: .multiThread)
+        defer { rt.shutdown() }
+        let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let server = rt.spawnFiber { () throws -> Void in
+            let c = try listener.accept()
+            var buf: [UInt8] = [0]
+            while try c.read(into: &buf) == 1 { try c.write(buf) }
+        }
+        let client = rt.spawnFiber { () throws -> Double in
+            let s = try TCPStream.connect(to: listener.localAddress)
+            var buf: [UInt8] = [7]
+            for _ in 0..<1_000 { try s.write(buf); _ = try s.read(into: &buf) }
+            let t0 = Clock.nanos()
+            for _ in 0..<iterations { try s.write(buf); _ = try s.read(into: &buf) }
+            let dt = Clock.nanos() - t0
+            s.close()
+            return Double(dt) / Double(iterations)
+        }
+        let v = try client.join()
+        try? server.join()
+        return v
+    }
+
+    /// The same between two plain threads with blocking sockets (no runtime at all).
+    static func tcpRTTThreads(iterations: Int) -> Double {
+        let lfd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = bind(lfd, $0, len) } }
+        listen(lfd, 16)
+        withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(lfd, $0, &len) } }
+        let port = addr.sin_port
+        let serverDone = PosixSemaphore()
+        let serverThread = ThreadBox {
+            let c = accept(lfd, nil, nil)
+            var one: Int32 = 1
+            setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
+            var b: UInt8 = 0
+            while read(c, &b, 1) == 1 { _ = write(c, &b, 1) }
+            close(c)
+            serverDone.signal()
+        }
+        serverThread.start()
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
+        var to = sockaddr_in()
+        to.sin_family = sa_family_t(AF_INET)
+        to.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        to.sin_port = port
+        withUnsafePointer(to: &to) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var b: UInt8 = 7
+        for _ in 0..<1_000 { _ = write(s, &b, 1); _ = read(s, &b, 1) }
+        let t0 = Clock.nanos()
+        for _ in 0..<iterations { _ = write(s, &b, 1); _ = read(s, &b, 1) }
+        let dt = Clock.nanos() - t0
+        close(s)
+        serverDone.wait()
+        close(lfd)
+        return Double(dt) / Double(iterations)
+    }
+
+    /// Extra ns per timer when `count` tasks each sleep 1 ms at once, over the same tasks
+    /// not sleeping: (T_sleep − T_plain − 1 ms) / count. Spindle's `sleep(for:)` on a
+    /// Spindle runtime, or `Task.sleep` on Swift's default executor.
+    static func timerCost(count: Int, spindle: Bool) async -> Double {
+        func batch(sleeping: Bool) async -> Int64 {
+            let t0 = Clock.nanos()
+            await withTaskGroup(of: Void.self) { g in
+                for _ in 0..<count {
+                    g.addTask {
+                        guard sleeping else { return }
+                        if spindle { try? await Spindle.sleep(for: .milliseconds(1)) } else { try? await Task.sleep(for: .milliseconds(1)) }
+                    }
+                }
+            }
+            return Clock.nanos() - t0
+        }
+        _ = await batch(sleeping: true) // warm up
+        let plain = await batch(sleeping: false)
+        let sleeping = await batch(sleeping: true)
+        return Double(sleeping - plain - 1_000_000) / Double(count)
+    }
+
+    /// RSS bytes per idle open connection: `count` connections, each server side a task
+    /// (or a fiber) waiting in read, each client side an open TCPStream.
+    static func idleConnectionMemory(count: Int, fibers: Bool) throws -> Double {
+        raiseDescriptorLimit()
+        let rt = try Runtime(flavor: .multiThread)
+        defer { rt.shutdown() }
+        let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), backlog: 4096, on: rt)
+        // Warm up allocator and runtime with a few connections first.
+        var clients: [TCPStream] = []
+        clients.reserveCapacity(count)
+        let accepted = Counter()
+        let acceptor = Task(executorPreference: rt) {
+            while true {
+                let c = try await listener.accept()
+                accepted.add()
+                if fibers {
+                    _ = rt.spawnFiber { _ = try? c.read(upTo: 1) }
+                } else {
+                    Task(executorPreference: rt) { _ = try? await c.read(upTo: 1) }
+                }
+            }
+        }
+        let before = ProcessStats.residentBytes()
+        for _ in 0..<count { clients.append(try TCPStream.connect(to: listener.localAddress, on: rt)) }
+        while accepted.value < count { usleep(1_000) }
+        usleep(100_000)
+        let after = ProcessStats.residentBytes()
+        acceptor.cancel()
+        for c in clients { c.close() }
+        return Double(after - before) / Double(count)
+    }
+
+    static func raiseDescriptorLimit() {
+        var l = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &l)
+        l.rlim_cur = l.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &l)
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): the count is only touched under the mutex.
+    private var n = 0
+    private var m = pthread_mutex_t()
+    init() { pthread_mutex_init(&m, nil) }
+    func add() { pthread_mutex_lock(&m); n += 1; pthread_mutex_unlock(&m) }
+    var value: Int { pthread_mutex_lock(&m); defer { pthread_mutex_unlock(&m) }; return n }
+}
+
+/// A plain pthread running one closure (for the `threads` comparison).
+final class ThreadBox: @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): `body` is immutable; the thread handle is written
+    // once in start() by the starting thread.
+    let body: @Sendable () -> Void
+    var thread = pthread_t()
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    func start() {
+        let unmanaged = Unmanaged.passRetained(self)
+        pthread_create(&thread, nil, { raw in
+            // SAFETY: the retained ThreadBox passed to pthread_create, released here once.
+            let box = Unmanaged<ThreadBox>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        }, unmanaged.toOpaque())
+        pthread_detach(thread)
+    }
+}
