@@ -36,6 +36,15 @@ final class Lock<Value>: @unchecked Sendable {
         mutex.deallocate()
     }
 
+    /// Lock without a closure, for code that must hold several locks at once (select
+    /// locks every channel it waits on, in a global order). Pair with `unlockRaw()`; touch
+    /// `value` only in between.
+    @inlinable @inline(__always)
+    func lockRaw() { pthread_mutex_lock(mutex) }
+
+    @inlinable @inline(__always)
+    func unlockRaw() { pthread_mutex_unlock(mutex) }
+
     @inlinable @inline(__always)
     func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)

@@ -1,27 +1,28 @@
 // Select: wait on several channel operations (and a timeout) at once; exactly one
 // completes. UNSAFE FILE: none of its own.
 //
-// How (crossbeam's and Go's shape, with one atomic claim instead of locking every
-// channel at once):
+// How (Go's selectgo, with crossbeam's one-claim idea):
 //   1. fast pass: try each branch without waiting, starting at a random branch (so no
 //      branch is favoured when several are ready);
-//   2. otherwise queue one waiter per branch, all sharing a `Selection`. Whoever wants to
-//      complete a select waiter (a sender, a receiver, close()) must first claim the
-//      selection, under that channel's lock; only the first claim succeeds, so exactly one
-//      branch completes and the others' waiters are dead entries, skipped by everyone;
+//   2. otherwise lock every channel of the select (each once, in one global order, so two
+//      selects never deadlock) and, under all those locks, either complete a branch that
+//      can proceed or queue one waiter per branch, all sharing a `Selection`; then unlock.
+//      Whoever wants to complete a select waiter later (a sender, a receiver, close(),
+//      another select) must claim the selection, under that channel's lock; only the first
+//      claim succeeds, so exactly one branch completes and the others' waiters are dead
+//      entries, skipped by everyone;
 //   3. the caller wakes (one continuation / one fiber / one parker shared by all
 //      branches), withdraws the other waiters under their channels' locks, and runs the
 //      winning branch's handler.
+// Two selects on opposite ends of a rendezvous channel meet: the second one, holding all
+// its locks, finds the first one's waiter. It claims itself *tentatively* (nobody else can
+// claim it: its waiters are not queued yet, and claims need a channel lock it holds), then
+// claims the other select; if that fails the other is already done and its waiter dead,
+// so it returns to unclaimed and looks further. Cancellation and the timeout claim from
+// outside any lock; they record a request first, which the select honours when it leaves
+// the tentative state (Selection). A select never pairs with its own waiters.
 // A value offered by a losing send branch was never taken (only a successful claim takes
 // it), and a losing receive branch was never given one: nothing is lost or duplicated.
-// Cancellation and the timeout claim the selection too (a branch index of their own).
-//
-// A branch claims its select only when its operation is certain to complete under the
-// channel's lock: a buffered value or free room, or a waiting counterpart that is a plain
-// send/receive. Another select's waiter is not enough (claiming two selects at once would
-// need both or neither, which one atomic claim cannot do without locking every channel),
-// so two selects waiting on opposite ends of the same rendezvous channel do not meet each
-// other; at least one side must be a plain operation, or the channel buffered.
 import Synchronization
 
 /// One operation of a select.
@@ -30,10 +31,14 @@ protocol SelectBranch<Result>: AnyObject, Sendable {
     /// Completes now if the operation can proceed without waiting (nothing registered yet,
     /// so no claim is involved). Returns nil if it would wait.
     func tryNow() throws -> Result?
-    /// Queues a waiter sharing `selection` as branch `index`, waking through `signal`. If
-    /// the operation can certainly proceed now, claims the selection and completes
-    /// instead; if the claim is lost (another branch won), does nothing.
-    func register(_ selection: Selection, index: Int, signal: SelectSignal) -> RegisterResult
+    /// The channel's lock, which `register` needs held.
+    var lock: AnyObject { get }
+    func lockChannel()
+    func unlockChannel()
+    /// With the channel locked: if the operation can proceed now, claims the selection
+    /// and completes (appending the counterpart's wake-up to `wakes`); otherwise queues a
+    /// waiter sharing `selection` as branch `index`, waking through `signal`.
+    func register(_ selection: Selection, index: Int, signal: SelectSignal, wakes: inout [Wake]) -> RegisterResult
     /// Removes this branch's waiter if still queued.
     func withdraw()
     /// The handler's result, for the branch that won.
@@ -71,7 +76,6 @@ final class SelectSignal: @unchecked Sendable {
 
 /// True if a queued waiter can be completed by a plain operation for sure: it is not a
 /// select branch (a select's waiter may lose its claim).
-private func isPlain(_ w: WaiterCore) -> Bool { w.selection == nil }
 
 final class ReceiveBranch<Element: Sendable, Result: Sendable>: SelectBranch, @unchecked Sendable {
     // SAFETY (@unchecked Sendable): `waiter` is set once by register, on the selecting
@@ -93,32 +97,54 @@ final class ReceiveBranch<Element: Sendable, Result: Sendable>: SelectBranch, @u
         }
     }
 
-    func register(_ selection: Selection, index: Int, signal: SelectSignal) -> RegisterResult {
+    var lock: AnyObject { channel.state }
+    func lockChannel() { channel.state.lockRaw() }
+    func unlockChannel() { channel.state.unlockRaw() }
+
+    func register(_ selection: Selection, index: Int, signal: SelectSignal, wakes: inout [Wake]) -> RegisterResult {
         let w = Waiter<Element>(selection: selection, branch: index, onWake: { signal.fire() })
         waiter = w
-        let (result, wake): (RegisterResult, Wake?) = channel.state.withLock { s in
-            let certain = !s.buffer.isEmpty || s.senders.contains(where: isPlain)
-                || (s.closed && s.senders.isEmpty)
-            if certain {
-                guard selection.claim(index) else { return (.lostClaim, nil) }
-                switch s.receive(queueing: nil) {
-                case .value(let v, let other):
-                    w.payload = v
-                    _ = w.complete(.completed)
-                    return (.completedNow, other)
-                case .closed:
-                    _ = w.complete(.closed)
-                    return (.completedNow, nil)
-                case .empty, .queued:
-                    spindleFatal("a certain select receive found nothing")
-                }
+        // SAFETY: the caller holds the channel's lock (lockChannel) for this whole call.
+        let s = UnsafeMutablePointer(mutating: withUnsafePointer(to: &channel.state.value) { $0 })
+        if !s.pointee.buffer.isEmpty || (s.pointee.closed && !s.pointee.senders.contains { $0.selection !== selection }) {
+            guard selection.claim(index) else { return .lostClaim }
+            switch s.pointee.receive(queueing: nil) {
+            case .value(let v, let other):
+                w.payload = v
+                _ = w.complete(.completed)
+                if let other { wakes.append(other) }
+            case .closed:
+                _ = w.complete(.closed)
+            case .empty, .queued:
+                spindleFatal("a certain select receive found nothing")
             }
-            w.isQueued = true
-            s.receivers.append(w)
-            return (.queued, nil)
+            return .completedNow
         }
-        wake?.resume()
-        return result
+        var i = s.pointee.senders.startIndex
+        while i < s.pointee.senders.endIndex {
+            let sender = s.pointee.senders[i]
+            if sender.selection === selection { i += 1; continue } // our own send branch
+            if sender.selection == nil {
+                guard selection.claim(index) else { return .lostClaim }
+            } else if !selection.beginPairing() {
+                return .lostClaim
+            } else if !sender.claim() {
+                s.pointee.senders.remove(at: i) // a dead waiter of a finished select
+                sender.isQueued = false
+                if selection.abandonPairing() { return .lostClaim }
+                continue
+            } else {
+                selection.commitPairing(index)
+            }
+            s.pointee.senders.remove(at: i)
+            w.payload = sender.payload.take()
+            wakes.append(sender.complete(.completed))
+            _ = w.complete(.completed)
+            return .completedNow
+        }
+        w.isQueued = true
+        s.pointee.receivers.append(w)
+        return .queued
     }
 
     func withdraw() {
@@ -153,32 +179,61 @@ final class SendBranch<Element: Sendable, Result: Sendable>: SelectBranch, @unch
         try channel.trySend(value) ? handler() : nil
     }
 
-    func register(_ selection: Selection, index: Int, signal: SelectSignal) -> RegisterResult {
+    var lock: AnyObject { channel.state }
+    func lockChannel() { channel.state.lockRaw() }
+    func unlockChannel() { channel.state.unlockRaw() }
+
+    func register(_ selection: Selection, index: Int, signal: SelectSignal, wakes: inout [Wake]) -> RegisterResult {
         let w = Waiter<Element>(selection: selection, branch: index, onWake: { signal.fire() })
         waiter = w
-        let value = self.value
-        let (result, wake): (RegisterResult, Wake?) = channel.state.withLock { s in
-            let certain = s.closed || s.buffer.count < s.capacity || s.receivers.contains(where: isPlain)
-            if certain {
-                guard selection.claim(index) else { return (.lostClaim, nil) }
-                switch s.send(value, queueing: nil) {
-                case .sent(let r):
-                    _ = w.complete(.completed)
-                    return (.completedNow, r)
-                case .closed:
-                    _ = w.complete(.closed)
-                    return (.completedNow, nil)
-                case .full, .queued:
-                    spindleFatal("a certain select send found no room")
-                }
+        // SAFETY: the caller holds the channel's lock (lockChannel) for this whole call.
+        let s = UnsafeMutablePointer(mutating: withUnsafePointer(to: &channel.state.value) { $0 })
+        if s.pointee.closed || (s.pointee.buffer.count < s.pointee.capacity && !s.pointee.receivers.contains { $0.selection !== selection }) {
+            guard selection.claim(index) else { return .lostClaim }
+            switch s.pointee.send(value, queueing: nil) {
+            case .sent(let r):
+                _ = w.complete(.completed)
+                if let r { wakes.append(r) }
+            case .closed:
+                _ = w.complete(.closed)
+            case .full, .queued:
+                spindleFatal("a certain select send found no room")
             }
-            w.payload = value
-            w.isQueued = true
-            s.senders.append(w)
-            return (.queued, nil)
+            return .completedNow
         }
-        wake?.resume()
-        return result
+        var i = s.pointee.receivers.startIndex
+        while i < s.pointee.receivers.endIndex {
+            let receiver = s.pointee.receivers[i]
+            if receiver.selection === selection { i += 1; continue } // our own receive branch
+            if receiver.selection == nil {
+                guard selection.claim(index) else { return .lostClaim }
+            } else if !selection.beginPairing() {
+                return .lostClaim
+            } else if !receiver.claim() {
+                s.pointee.receivers.remove(at: i) // a dead waiter of a finished select
+                receiver.isQueued = false
+                if selection.abandonPairing() { return .lostClaim }
+                continue
+            } else {
+                selection.commitPairing(index)
+            }
+            s.pointee.receivers.remove(at: i)
+            receiver.payload = value
+            wakes.append(receiver.complete(.completed))
+            _ = w.complete(.completed)
+            return .completedNow
+        }
+        if s.pointee.buffer.count < s.pointee.capacity {
+            // Room, and the only receivers waiting are our own: buffer the value.
+            guard selection.claim(index) else { return .lostClaim }
+            s.pointee.buffer.append(value)
+            _ = w.complete(.completed)
+            return .completedNow
+        }
+        w.payload = value
+        w.isQueued = true
+        s.pointee.senders.append(w)
+        return .queued
     }
 
     func withdraw() {
@@ -237,7 +292,7 @@ public struct Select<Result: Sendable>: Sendable {
         let timer: Task<Void, Never>? = timeout.map { (d, _) in
             Task {
                 try? await Task.sleep(for: d)
-                if selection.claim(timeoutIndex) { signal.fire() }
+                if selection.request(timeoutIndex) { signal.fire() }
             }
         }
         await withTaskCancellationHandler {
@@ -248,7 +303,7 @@ public struct Select<Result: Sendable>: Sendable {
                 if registerAll(selection, signal: signal) || selection.claimedBranch != nil { signal.fire() }
             }
         } onCancel: {
-            if selection.claim(Selection.cancelled) { signal.fire() }
+            if selection.request(Selection.cancelled) { signal.fire() }
         }
         timer?.cancel()
         return try conclude(selection, timeoutIndex: timeoutIndex)
@@ -272,12 +327,12 @@ public struct Select<Result: Sendable>: Sendable {
             }
             while selection.claimedBranch == nil {
                 if let d = deadline, Sys.nowNanos() >= d {
-                    _ = selection.claim(timeoutIndex)
+                    _ = selection.request(timeoutIndex)
                     continue
                 }
                 if let fiber {
                     if fiber.isCancelled {
-                        _ = selection.claim(Selection.cancelled)
+                        _ = selection.request(Selection.cancelled)
                         continue
                     }
                     fiber.park(unless: { selection.claimedBranch != nil })
@@ -304,15 +359,30 @@ public struct Select<Result: Sendable>: Sendable {
         return nil
     }
 
-    /// Queues every branch; true if one completed, or the claim was lost, on the way.
+    /// Locks every channel (each once, in address order), then completes a branch that
+    /// can proceed or queues every branch; unlocks, then wakes the counterpart. Returns
+    /// true if a branch completed, or the selection was claimed, on the way.
     private func registerAll(_ selection: Selection, signal: SelectSignal) -> Bool {
-        for (i, b) in branches.enumerated() {
-            switch b.register(selection, index: i, signal: signal) {
-            case .queued: continue
-            case .completedNow, .lostClaim: return true
-            }
+        var locks: [(ObjectIdentifier, any SelectBranch<Result>)] = []
+        for b in branches where !locks.contains(where: { $0.0 == ObjectIdentifier(b.lock) }) {
+            locks.append((ObjectIdentifier(b.lock), b))
         }
-        return false
+        locks.sort { $0.0 < $1.0 }
+        for (_, b) in locks { b.lockChannel() }
+        var wakes: [Wake] = []
+        var done = false
+        let start = Int.random(in: 0..<branches.count)
+        for k in 0..<branches.count {
+            let i = (start + k) % branches.count
+            switch branches[i].register(selection, index: i, signal: signal, wakes: &wakes) {
+            case .queued: continue
+            case .completedNow, .lostClaim: done = true
+            }
+            if done { break }
+        }
+        for (_, b) in locks.reversed() { b.unlockChannel() }
+        for w in wakes { w.resume() }
+        return done
     }
 
     private func conclude(_ selection: Selection, timeoutIndex: Int) throws -> Result {

@@ -1,3 +1,4 @@
+import CSpindle
 // Select over channel operations: exactly one completes, the rest are withdrawn without
 // losing or duplicating a value; timeouts; cancellation; fibers, tasks and threads.
 @testable import Spindle
@@ -151,5 +152,164 @@ import Testing
             #expect(total == 2 * perChannel)
         }
         #expect(seen.missing == 0 && seen.duplicates == 0)
+    }
+
+    /// A select sending and a select receiving on the same rendezvous channel meet (the
+    /// second to arrive pairs with the first one's waiter), from tasks and from fibers.
+    @Test(arguments: [Shape(flavor: .multiThread, workers: 1), Shape(flavor: .multiThread, workers: 2)])
+    func selectsOnOppositeEndsOfARendezvousMeet(shape: Shape) throws {
+        let rt = try shape.make()
+        defer { rt.shutdown() }
+        let ch = Channel<Int>(capacity: 0)
+        // Second branches that can never complete (nobody sends on these).
+        let idleA = Channel<Int>(capacity: 0), idleB = Channel<Int>(capacity: 0)
+        let rounds = 2_000 / testScale + 10
+        // Both sides start each round together, so both often pass their fast path before
+        // either has queued a waiter: the case where only a pairing of two selects helps.
+        let start = Barrier(parties: 2)
+        let receiver = rt.spawnFiber { () throws -> [Int] in
+            var got: [Int] = []
+            for _ in 0..<rounds {
+                _ = try start.wait()
+                var s = Select<Int?>()
+                s.onReceive(ch) { $0 }
+                s.onReceive(idleA) { _ in -1 }
+                s.onTimeout(.seconds(5)) { nil } // not meeting fails instead of hanging
+                guard let v = try s.run() else { break }
+                got.append(v)
+            }
+            return got
+        }
+        try rt.run { () async throws -> Void in
+            for i in 0..<rounds {
+                _ = try await start.wait()
+                var s = Select<Bool>()
+                s.onSend(i, to: ch) { true }
+                s.onReceive(idleB) { _ in false }
+                s.onTimeout(.seconds(5)) { false }
+                guard try await s.run() else {
+                    Issue.record("the selects did not meet")
+                    break
+                }
+            }
+        }
+        #expect(try receiver.join() == Array(0..<rounds))
+    }
+
+    /// A select with a send and a receive branch on one channel never pairs with itself,
+    /// and its send waiter stays available to others.
+    @Test func aSelectDoesNotMatchItself() throws {
+        let rt = try Runtime(flavor: .multiThread, workers: 2)
+        defer { rt.shutdown() }
+        let ch = Channel<Int>(capacity: 0)
+        let got = try rt.run { () async throws -> String in
+            let selecting = Task(executorPreference: rt) { () async throws -> String in
+                var s = Select<String>()
+                s.onSend(7, to: ch) { "sent" }
+                s.onReceive(ch) { "received \($0 ?? -1)" }
+                return try await s.run()
+            }
+            // The select waits (it does not match its own branches); a plain receive
+            // takes its offered value.
+            var taken: Int?
+            let giveUp = ContinuousClock.now + .seconds(10)
+            while taken == nil && ContinuousClock.now < giveUp {
+                if case .value(let v) = ch.tryReceive() { taken = v } else { try await Spindle.sleep(for: .milliseconds(1)) }
+            }
+            #expect(taken == 7)
+            return try await selecting.value
+        }
+        #expect(got == "sent")
+    }
+
+    /// Selects on both ends, several channels, random cancellation: every value sent by a
+    /// completed send branch is received exactly once, and nothing else.
+    @Test func stressSelectsAgainstSelectsWithCancellation() throws {
+        let rt = try Runtime(flavor: .multiThread, workers: 2)
+        defer { rt.shutdown() }
+        let chans = [Channel<Int>(capacity: 0), Channel<Int>(capacity: 0), Channel<Int>(capacity: 1)]
+        let perSender = 400 / testScale + 20
+        let senders = 3
+        let sent = SeenSet(count: senders * perSender)
+        let received = SeenSet(count: senders * perSender)
+        let stop = Flag()
+        try rt.run { () async throws -> Void in
+            var receivers: [Task<Void, any Error>] = []
+            for r in 0..<3 {
+                receivers.append(Task(executorPreference: rt) {
+                    while !stop.isSet {
+                        var s = Select<Int?>()
+                        for c in chans { s.onReceive(c) { $0 } }
+                        s.onTimeout(.milliseconds(r == 0 ? 1 : 50)) { nil } // one with a short timeout
+                        if let v = try await s.run() { received.mark(v) }
+                    }
+                })
+            }
+            let senderTasks = (0..<senders).map { k in
+                Task(executorPreference: rt) { () async throws -> Void in
+                    var i = 0
+                    while i < perSender {
+                        let value = k * perSender + i
+                        let attempt = Task(executorPreference: rt) { () async throws -> Bool in
+                            var s = Select<Bool>()
+                            for c in chans { s.onSend(value, to: c) { true } }
+                            return try await s.run()
+                        }
+                        if i % 7 == 3 { attempt.cancel() } // some attempts are cancelled
+                        let ok = (try? await attempt.value) == true
+                        if ok { sent.mark(value) } else if i % 7 != 3 {
+                            Issue.record("a send select failed without being cancelled")
+                        }
+                        i += 1
+                    }
+                }
+            }
+            for t in senderTasks { try await t.value }
+            // Let the receivers drain what is in flight, then stop them.
+            try await Spindle.sleep(for: .milliseconds(100))
+            stop.set()
+            for t in receivers { try await t.value }
+        }
+        for v in 0..<(senders * perSender) {
+            #expect(received.count(of: v) == sent.count(of: v), "value \(v): sent \(sent.count(of: v))×, received \(received.count(of: v))×")
+        }
+    }
+
+    /// Two plain threads start each round within nanoseconds of each other (spinning on a
+    /// shared counter), both selecting over many channels, so both often get past their
+    /// fast path before either has queued a waiter. Without pairing two selects, such a
+    /// round never completes (the timeout branch then fails the test).
+    @Test func selectsStartingTogetherStillMeet() throws {
+        let rt = try Runtime(flavor: .multiThread, workers: 1) // only for the timers
+        defer { rt.shutdown() }
+        let ch = Channel<Int>(capacity: 0)
+        let idleA = (0..<16).map { _ in Channel<Int>(capacity: 0) }
+        let idleB = (0..<16).map { _ in Channel<Int>(capacity: 0) }
+        let rounds = 3_000 / testScale + 10
+        let go = Lock(0), ready = Lock(0)
+        let failures = Lock(0)
+        @Sendable func spinUntil(_ counter: Lock<Int>, _ n: Int) { while counter.withLock({ $0 }) < n { spindle_cpu_relax() } }
+        let receiver = try startThread {
+            for r in 0..<rounds {
+                ready.withLock { $0 += 1 }
+                spinUntil(go, r + 1)
+                var s = Select<Int?>()
+                for c in idleA { s.onReceive(c) { _ in -1 } }
+                s.onReceive(ch) { $0 }
+                s.onTimeout(.seconds(5)) { nil }
+                if (try? s.run()) != Optional(Optional(r)) { failures.withLock { $0 += 1 }; return }
+            }
+        }
+        for r in 0..<rounds {
+            spinUntil(ready, r + 1)
+            go.withLock { $0 += 1 }
+            var s = Select<Bool>()
+            s.onSend(r, to: ch) { true }
+            for c in idleB { s.onReceive(c) { _ in false } }
+            s.onTimeout(.seconds(5)) { false }
+            if (try? s.run()) != true { failures.withLock { $0 += 1 }; break }
+        }
+        receiver.join()
+        #expect(failures.withLock { $0 } == 0)
     }
 }

@@ -22,6 +22,9 @@ final class SeenSet: @unchecked Sendable {
 
     func mark(_ i: Int) { slots[i].add(1, ordering: .relaxed) }
 
+    func wasMarked(_ i: Int) -> Bool { slots[i].load(ordering: .relaxed) > 0 }
+    func count(of i: Int) -> Int { Int(slots[i].load(ordering: .relaxed)) }
+
     var duplicates: Int { (0..<count).filter { slots[$0].load(ordering: .relaxed) > 1 }.count }
     var missing: Int { (0..<count).filter { slots[$0].load(ordering: .relaxed) == 0 }.count }
 }
@@ -67,3 +70,15 @@ func getenvString(_ name: String) -> String? {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+extension ChannelTryReceive where Element == Int {
+    /// True when nothing was waiting, or the waiting sender's value was `v` (it is then
+    /// consumed).
+    func isEmptyOrValue(_ v: Int) -> Bool {
+        switch self {
+        case .empty: return true
+        case .value(let x): return x == v
+        case .closed: return false
+        }
+    }
+}
