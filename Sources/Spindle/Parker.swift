@@ -19,6 +19,9 @@ final class Parker: @unchecked Sendable {
     private static let parked: UInt32 = 1
     private static let notified: UInt32 = 2
     private static let inReactor: UInt32 = 3
+    /// How long a worker that should poll the reactor, but found it busy, sleeps before
+    /// trying again.
+    static let driverRetryNanos: Int64 = 1_000_000
 
     /// The reactor this parker may poll while parked (workers); nil for plain threads.
     let reactor: Reactor?
@@ -49,7 +52,10 @@ final class Parker: @unchecked Sendable {
     /// polled the reactor.
     func parkPolling(timeoutNanos: Int64?) -> Bool {
         guard let reactor, reactor.tryAcquireDriver() else {
-            park(timeoutNanos: timeoutNanos)
+            // Another thread holds the reactor for a moment (a busy worker's look at it):
+            // sleep briefly and let the caller try again, so no event waits for a runtime
+            // whose every worker sleeps.
+            park(timeoutNanos: min(timeoutNanos ?? Parker.driverRetryNanos, Parker.driverRetryNanos))
             return false
         }
         defer { reactor.releaseDriver() }

@@ -119,11 +119,12 @@ final class Reactor: Sendable {
     }
 
     /// A busy worker's look at the reactor (no waiting), if nobody is polling.
-    @inline(__always)
-    func pollIfFree() {
-        guard tryAcquireDriver() else { return }
-        poll(timeoutNanos: 0)
-        releaseDriver()
+    /// Returns how many registrations were told.
+    @inline(__always) @discardableResult
+    func pollIfFree() -> Int {
+        guard tryAcquireDriver() else { return 0 }
+        defer { releaseDriver() }
+        return poll(timeoutNanos: 0)
     }
 
     // MARK: shutdown

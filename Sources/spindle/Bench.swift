@@ -55,10 +55,10 @@ let allRows: [Row] = [
         summary: "messages per second from one producer task into one consumer task"),
     Row(name: "channel.throughput.4p", unit: "msg/s", systems: ["spindle", "asyncstream", "asyncchannel"],
         summary: "messages per second from four producer tasks into one consumer task"),
-    Row(name: "tcp.rtt.task", unit: "ns", systems: ["spindle"],
-        summary: "ns per 1-byte loopback TCP round trip, client and server tasks"),
-    Row(name: "tcp.rtt.fiber", unit: "ns", systems: ["spindle"],
-        summary: "ns per 1-byte loopback TCP round trip, client and server fibers"),
+    Row(name: "tcp.rtt.task", unit: "ns", systems: ["spindle", "spindle-1worker", "threads"],
+        summary: "ns per 1-byte loopback TCP round trip, client and server tasks (threads: blocking calls, the baseline)"),
+    Row(name: "tcp.rtt.fiber", unit: "ns", systems: ["spindle", "spindle-1worker", "threads"],
+        summary: "ns per 1-byte loopback TCP round trip, client and server fibers (threads: blocking calls, the baseline)"),
     Row(name: "tcp.rtt", unit: "ns", systems: ["threads"],
         summary: "ns per 1-byte loopback TCP round trip, two threads with blocking calls"),
     Row(name: "timer.sleep", unit: "ns", systems: ["spindle", "swift-default"],
@@ -141,7 +141,7 @@ struct Bench: ParsableCommand {
         print(String(repeating: "-", count: 80))
         for (row, system, value) in results {
             // The baseline is Swift's own executor, or for channel rows AsyncStream on it.
-            let baseline = row.systems.first { $0 == "swift-default" || $0 == "asyncstream" }
+            let baseline = row.systems.first { $0 == "swift-default" || $0 == "asyncstream" || ($0 == "threads" && row.systems.count > 1) }
             var ratio = ""
             if let b = baseline, system != b,
                let base = results.first(where: { $0.0.name == row.name && $0.1 == b })?.2, base > 0 {

@@ -114,9 +114,12 @@ final class PosixSemaphore: @unchecked Sendable {
 /// The I/O rows that manage their own runtime; nil if `row` is not one of them.
 func ioRow(row: String, system: String, n: (Int) -> Int) throws -> Double? {
     switch (row, system) {
-    case ("tcp.rtt.task", "spindle"): return try IOMeasurements.tcpRTTTasks(iterations: n(100_000))
-    case ("tcp.rtt.fiber", "spindle"): return try IOMeasurements.tcpRTTFibers(iterations: n(100_000))
-    case ("tcp.rtt", "threads"): return IOMeasurements.tcpRTTThreads(iterations: n(100_000))
+    case ("tcp.rtt.task", "spindle"): return try IOMeasurements.tcpRTTTasks(iterations: n(100_000), workers: nil)
+    case ("tcp.rtt.task", "spindle-1worker"): return try IOMeasurements.tcpRTTTasks(iterations: n(100_000), workers: 1)
+    case ("tcp.rtt.fiber", "spindle"): return try IOMeasurements.tcpRTTFibers(iterations: n(100_000), workers: nil)
+    case ("tcp.rtt.fiber", "spindle-1worker"): return try IOMeasurements.tcpRTTFibers(iterations: n(100_000), workers: 1)
+    case ("tcp.rtt", "threads"), ("tcp.rtt.task", "threads"), ("tcp.rtt.fiber", "threads"):
+        return IOMeasurements.tcpRTTThreads(iterations: n(100_000))
     case ("tcp.idle.memory", "spindle"): return try IOMeasurements.idleConnectionMemory(count: 5_000, fibers: false)
     case ("tcp.idle.memory", "fibers"): return try IOMeasurements.idleConnectionMemory(count: 5_000, fibers: true)
     case ("tcp.rtt.task", _), ("tcp.rtt.fiber", _), ("tcp.rtt", _), ("tcp.idle.memory", _):

@@ -8,8 +8,7 @@ import Glibc
 
 enum IOMeasurements {
     /// ns per 1-byte round trip over loopback TCP, client and server both tasks.
-    static func tcpRTTTasks(iterations: Int) throws -> Double {
-        let workers = getenv("SPINDLE_BENCH_WORKERS").flatMap { Int(String(cString: $0)) }
+    static func tcpRTTTasks(iterations: Int, workers: Int?) throws -> Double {
         let rt = try Runtime(flavor: .multiThread, workers: workers)
         defer { rt.shutdown() }
         return try rt.run {
@@ -32,8 +31,8 @@ enum IOMeasurements {
     }
 
     /// The same with two fibers and the blocking calls.
-    static func tcpRTTFibers(iterations: Int) throws -> Double {
-        let rt = try Runtime(flavor: .multiThread)
+    static func tcpRTTFibers(iterations: Int, workers: Int?) throws -> Double {
+        let rt = try Runtime(flavor: .multiThread, workers: workers)
         defer { rt.shutdown() }
         let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
         let server = rt.spawnFiber { () throws -> Void in
