@@ -6,12 +6,15 @@
 # Debian's crate directory offline) and the local Swift package mirror (swift-nio).
 # Never run by CI.
 #
-#   Benchmarks/echo/run.sh [SECONDS] [SIZE]
+#   Benchmarks/echo/run.sh [SECONDS] [SIZE] [RUNS]
+# Each (server, connections) pair runs RUNS times (default 3), servers interleaved so
+# machine drift hits them alike; the median run (by requests/s) is reported.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 secs="${1:-5}"
 size="${2:-64}"
+runs="${3:-3}"
 out="$here/.build-echo"
 mkdir -p "$out"
 ulimit -n "$(ulimit -Hn)"
@@ -66,13 +69,25 @@ start_server() { # name → pid in $server_pid
     log "$1 did not start"; exit 1
 }
 
+declare -A results
+for conns in 100 1000; do
+    for run in $(seq "$runs"); do
+        for server in spindle-async spindle-fiber nio go tokio; do
+            start_server "$server"
+            line=$("$out/loadgen" -addr "127.0.0.1:$port" -c "$conns" -size "$size" -d "${secs}s" -warmup 1s)
+            kill -TERM "$server_pid" 2>/dev/null || true
+            wait "$server_pid" 2>/dev/null || true
+            log "  $server $conns run $run: $line"
+            results["$server $conns"]+="$line"$'\n'
+        done
+    done
+done
+
 printf "%-15s %6s %12s %10s %10s %7s\n" server conns "requests/s" "p50 µs" "p99 µs" errors
 for conns in 100 1000; do
     for server in spindle-async spindle-fiber nio go tokio; do
-        start_server "$server"
-        read -r rps p50 p99 errs < <("$out/loadgen" -addr "127.0.0.1:$port" -c "$conns" -size "$size" -d "${secs}s" -warmup 1s)
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
+        median=$(printf "%s" "${results["$server $conns"]}" | sort -n | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }')
+        read -r rps p50 p99 errs <<< "$median"
         printf "%-15s %6s %12s %10s %10s %7s\n" "$server" "$conns" "$rps" "$p50" "$p99" "$errs"
     done
 done

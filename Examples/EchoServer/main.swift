@@ -25,7 +25,7 @@ print("echo-server (\(args[1])) listening on \(listener.localAddress)")
             while true {
                 let n = try await conn.read(into: &buffer)
                 if n == 0 { return }
-                try await conn.write(Array(buffer[0..<n]))
+                try await conn.write(buffer[..<n])
             }
         }
     }
@@ -40,7 +40,7 @@ print("echo-server (\(args[1])) listening on \(listener.localAddress)")
             while true {
                 let n = try conn.read(into: &buffer)
                 if n == 0 { return }
-                try conn.write(Array(buffer[0..<n]))
+                try conn.write(buffer[..<n])
             }
         }
     }

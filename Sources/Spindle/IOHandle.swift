@@ -46,6 +46,9 @@ final class IOHandle: @unchecked Sendable {
     let state = Lock(State())
     let readEvents = Atomic<UInt64>(0)
     let writeEvents = Atomic<UInt64>(0)
+    /// The ticket at which a direction was last seen drained (IOOperation), or .max.
+    private let readDrained = Atomic<UInt64>(.max)
+    private let writeDrained = Atomic<UInt64>(.max)
     private let use = Atomic<Int>(0)
 
     /// Takes ownership of `fd` (non-blocking): registers it, or closes it and throws.
@@ -106,21 +109,43 @@ final class IOHandle: @unchecked Sendable {
         d == .read ? readEvents.load(ordering: .acquiring) : writeEvents.load(ordering: .acquiring)
     }
 
+    @inline(__always)
+    func drainedAt(_ d: IODirection) -> UInt64 {
+        d == .read ? readDrained.load(ordering: .relaxed) : writeDrained.load(ordering: .relaxed)
+    }
+
+    @inline(__always)
+    func markDrained(_ d: IODirection, at ticket: UInt64) {
+        if d == .read { readDrained.store(ticket, ordering: .relaxed) } else { writeDrained.store(ticket, ordering: .relaxed) }
+    }
+
     /// The reactor says readiness changed: bump the counters and wake the waiters.
     func ready(_ r: Readiness) {
-        let wakes: [Wake] = state.withLock { s in
-            var out: [Wake] = []
-            if !r.isDisjoint(with: [.readable, .closed]) {
+        let read = !r.isDisjoint(with: [.readable, .closed])
+        let write = !r.isDisjoint(with: [.writable, .closed])
+        // The common case, one waiter, without building an array.
+        var first: Wake?
+        var more: [Wake] = []
+        state.withLock { s in
+            if read {
                 readEvents.add(1, ordering: .releasing)
-                out += Blocking.completeAll(&s.readers, .completed)
+                IOHandle.completeAll(&s.readers, &first, &more)
             }
-            if !r.isDisjoint(with: [.writable, .closed]) {
+            if write {
                 writeEvents.add(1, ordering: .releasing)
-                out += Blocking.completeAll(&s.writers, .completed)
+                IOHandle.completeAll(&s.writers, &first, &more)
             }
-            return out
         }
-        for w in wakes { w.resume() }
+        first?.resume()
+        for w in more { w.resume() }
+    }
+
+    private static func completeAll(_ queue: inout Deque<Waiter<Void>>, _ first: inout Wake?, _ more: inout [Wake]) {
+        while let w = queue.popFirst() {
+            w.isQueued = false
+            let wake = w.complete(.completed)
+            if first == nil { first = wake } else { more.append(wake) }
+        }
     }
 
     /// Fails every waiter, now and later, with `error` (close, runtime shutdown).

@@ -36,13 +36,15 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     /// byte (or the end) arrives. Returns 0 at the end of the stream.
     public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
         if buffer.isEmpty { return 0 }
-        return try await io.perform(.read) { fd throws(SysError) in try Sys.read(fd, buffer) }
+        let want = buffer.count
+        return try await io.perform(.read, drained: { $0 > 0 && $0 < want }) { fd throws(SysError) in try Sys.read(fd, buffer) }
     }
 
     /// Reads up to `buffer.count` bytes into `buffer`; returns how many (0: end of stream).
     public func read(into buffer: inout [UInt8]) async throws -> Int {
         if buffer.isEmpty { return 0 }
-        return try await io.perform(.read) { fd throws(SysError) in
+        let want = buffer.count
+        return try await io.perform(.read, drained: { $0 > 0 && $0 < want }) { fd throws(SysError) in
             try buffer.withUnsafeMutableBytes { b in Result { () throws(SysError) in try Sys.read(fd, b) } }.get()
         }
     }
@@ -84,7 +86,10 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Writes all of `bytes`.
-    public func write(_ bytes: [UInt8]) async throws {
+    public func write(_ bytes: [UInt8]) async throws { try await write(bytes[...]) }
+
+    /// Writes all of `bytes`, a slice of an array (no copy: `write(buffer[..<n])`).
+    public func write(_ bytes: ArraySlice<UInt8>) async throws {
         var sent = 0
         while sent < bytes.count {
             let from = sent
@@ -104,13 +109,15 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     /// Fiber/thread form of ``read(into:)-(UnsafeMutableRawBufferPointer)``.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if buffer.isEmpty { return 0 }
-        return try io.performBlocking("read(into:)", .read) { fd throws(SysError) in try Sys.read(fd, buffer) }
+        let want = buffer.count
+        return try io.performBlocking("read(into:)", .read, drained: { $0 > 0 && $0 < want }) { fd throws(SysError) in try Sys.read(fd, buffer) }
     }
 
     /// Fiber/thread form of ``read(into:)-([UInt8])``.
     public func read(into buffer: inout [UInt8]) throws -> Int {
         if buffer.isEmpty { return 0 }
-        return try io.performBlocking("read(into:)", .read) { fd throws(SysError) in
+        let want = buffer.count
+        return try io.performBlocking("read(into:)", .read, drained: { $0 > 0 && $0 < want }) { fd throws(SysError) in
             try buffer.withUnsafeMutableBytes { b in Result { () throws(SysError) in try Sys.read(fd, b) } }.get()
         }
     }
@@ -146,6 +153,11 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
 
     /// Fiber/thread form of ``write(_:)-([UInt8])``.
     public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { b in try write(b) }
+    }
+
+    /// Fiber/thread form of ``write(_:)-(ArraySlice<UInt8>)``.
+    public func write(_ bytes: ArraySlice<UInt8>) throws {
         try bytes.withUnsafeBytes { b in try write(b) }
     }
 
