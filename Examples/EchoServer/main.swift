@@ -1,5 +1,6 @@
 // An echo server, twice: once with async tasks, once with fibers and plain blocking-style
-// calls. Same runtime, same sockets, same behaviour.
+// calls. Same runtime, same sockets, same behaviour. Spindle is installed as Swift's
+// executor for the whole program (`Runtime.main`), so plain `Task {}` runs on it.
 //
 //   swift run -c release echo-server async 127.0.0.1:7000
 //   swift run -c release echo-server fiber 127.0.0.1:7000
@@ -11,16 +12,14 @@ guard args.count == 3, args[1] == "async" || args[1] == "fiber" else {
     print("usage: echo-server async|fiber HOST:PORT")
     exit(2)
 }
+let mode = args[1]
 let address = try SocketAddress(args[2])
-let runtime = try Runtime()
-let listener = try TCPListener.bind(to: address, on: runtime)
-print("echo-server (\(args[1])) listening on \(listener.localAddress)")
 
 // MARK: the async version: a task per connection.
-@Sendable func serveAsync(_ listener: TCPListener, _ runtime: Runtime) async throws {
+@Sendable func serveAsync(_ listener: TCPListener) async throws {
     while true {
         let conn = try await listener.accept()
-        Task(executorPreference: runtime) {
+        Task {
             var buffer = [UInt8](repeating: 0, count: 16 * 1024)
             while true {
                 let n = try await conn.read(into: &buffer)
@@ -46,18 +45,21 @@ print("echo-server (\(args[1])) listening on \(listener.localAddress)")
     }
 }
 
-let signals = try SignalStream([.interrupt, .terminate], on: runtime)
-if args[1] == "async" {
-    Task(executorPreference: runtime) { [listener, runtime] in try await serveAsync(listener, runtime) }
-} else {
-    _ = runtime.spawnFiber { [listener] in try serveFibers(listener) }
+try Runtime.main {
+    let runtime = Runtime.global!
+    let listener = try TCPListener.bind(to: address)
+    print("echo-server (\(mode)) listening on \(listener.localAddress)")
+    let signals = try SignalStream([.interrupt, .terminate])
+    if mode == "async" {
+        Task { try await serveAsync(listener) }
+    } else {
+        _ = runtime.spawnFiber { try serveFibers(listener) }
+    }
+    let signal = try await signals.next()
+    print("echo-server: \(signal.map { "\($0)" } ?? "stop"), shutting down")
+    listener.close()
+    signals.stop()
 }
-// Wait for a signal, then stop.
-let signal = try runtime.run { try await signals.next() }
-print("echo-server: \(signal.map { "\($0)" } ?? "stop"), shutting down")
-listener.close()
-signals.stop()
-runtime.shutdown(timeout: .seconds(1))
 
 #if canImport(Glibc)
 import Glibc

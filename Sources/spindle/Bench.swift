@@ -65,6 +65,8 @@ let allRows: [Row] = [
         summary: "extra ns per timer armed and fired (100k tasks sleeping 1 ms at once)"),
     Row(name: "tcp.idle.memory", unit: "bytes", systems: ["spindle", "fibers"],
         summary: "RSS bytes per idle open connection (5,000 connections, a waiting reader each)"),
+    Row(name: "tcp.idle.10k", unit: "bytes", systems: ["spindle"],
+        summary: "RSS bytes per idle connection, 10,000 held in one process (clients in another)"),
     Row(name: "runtime.idle.cpu", unit: "%", systems: ["spindle"],
         summary: "CPU used by an idle runtime over 5 s (percent of one core)"),
 ]

@@ -122,7 +122,8 @@ func ioRow(row: String, system: String, n: (Int) -> Int) throws -> Double? {
         return IOMeasurements.tcpRTTThreads(iterations: n(100_000))
     case ("tcp.idle.memory", "spindle"): return try IOMeasurements.idleConnectionMemory(count: 5_000, fibers: false)
     case ("tcp.idle.memory", "fibers"): return try IOMeasurements.idleConnectionMemory(count: 5_000, fibers: true)
-    case ("tcp.rtt.task", _), ("tcp.rtt.fiber", _), ("tcp.rtt", _), ("tcp.idle.memory", _):
+    case ("tcp.idle.10k", "spindle"): return try IOMeasurements.idleConnectionsHeld(count: 10_000)
+    case ("tcp.rtt.task", _), ("tcp.rtt.fiber", _), ("tcp.rtt", _), ("tcp.idle.memory", _), ("tcp.idle.10k", _):
         throw ValidationError("unknown system \(system) for \(row)")
     default: return nil
     }

@@ -1,6 +1,8 @@
 // The I/O and time rows of `spindle bench`: TCP round trips between two tasks, two fibers,
 // and (for comparison) two plain threads doing blocking reads and writes; the cost of a
 // timer; the memory of an idle connection.
+import ArgumentParser
+import Foundation
 import Spindle
 #if canImport(Glibc)
 import Glibc
@@ -151,6 +153,47 @@ enum IOMeasurements {
         return Double(after - before) / Double(count)
     }
 
+    /// RSS bytes per idle connection held by this process, with `count` connections whose
+    /// client ends live in another process (`spindle hold-connections`), each server end a
+    /// task waiting in read. With 10,000 connections this process holds 10,000 sockets
+    /// (the descriptor limit here is 20,000).
+    static func idleConnectionsHeld(count: Int) throws -> Double {
+        raiseDescriptorLimit()
+        let rt = try Runtime(flavor: .multiThread)
+        defer { rt.shutdown() }
+        let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), backlog: 4096, on: rt)
+        let accepted = Counter()
+        let holder = Holder()
+        let acceptor = Task(executorPreference: rt) {
+            while true {
+                let c = try await listener.accept()
+                holder.keep(c)
+                accepted.add()
+                Task(executorPreference: rt) { _ = try? await c.read(upTo: 1) }
+            }
+        }
+        usleep(50_000)
+        let before = ProcessStats.residentBytes()
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let clients = Process()
+        clients.executableURL = exe
+        clients.arguments = ["hold-connections", "\(listener.localAddress)", "\(count)"]
+        let stdin = Pipe()
+        clients.standardInput = stdin
+        try clients.run()
+        let giveUp = Date().addingTimeInterval(60)
+        while accepted.value < count && Date() < giveUp && clients.isRunning { usleep(1_000) }
+        usleep(200_000)
+        let after = ProcessStats.residentBytes()
+        let got = accepted.value
+        try stdin.fileHandleForWriting.close()
+        clients.waitUntilExit()
+        acceptor.cancel()
+        holder.closeAll()
+        guard got == count else { throw ValidationError("only \(got) of \(count) connections were accepted") }
+        return Double(after - before) / Double(count)
+    }
+
     static func raiseDescriptorLimit() {
         var l = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &l)
@@ -184,5 +227,33 @@ final class ThreadBox: @unchecked Sendable {
             return nil
         }, unmanaged.toOpaque())
         pthread_detach(thread)
+    }
+}
+
+final class Holder: @unchecked Sendable {
+    // SAFETY (@unchecked Sendable): the list is only touched under the mutex.
+    private var streams: [TCPStream] = []
+    private var m = pthread_mutex_t()
+    init() { pthread_mutex_init(&m, nil) }
+    func keep(_ s: TCPStream) { pthread_mutex_lock(&m); streams.append(s); pthread_mutex_unlock(&m) }
+    func closeAll() { pthread_mutex_lock(&m); for s in streams { s.close() }; streams = []; pthread_mutex_unlock(&m) }
+}
+
+/// `spindle hold-connections ADDRESS COUNT`: opens COUNT connections and holds them until
+/// stdin closes (the client side of the `tcp.idle.10k` row). Not for people.
+struct HoldConnections: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "hold-connections", shouldDisplay: false)
+    @Argument var address: String
+    @Argument var count: Int
+
+    func run() throws {
+        IOMeasurements.raiseDescriptorLimit()
+        let rt = try Runtime(flavor: .multiThread)
+        let to = try SocketAddress(address)
+        var held: [TCPStream] = []
+        for _ in 0..<count { held.append(try TCPStream.connect(to: to, on: rt)) }
+        _ = FileHandle.standardInput.readDataToEndOfFile()
+        for s in held { s.close() }
+        rt.shutdown()
     }
 }
