@@ -63,6 +63,8 @@ let allRows: [Row] = [
         summary: "ns per 1-byte loopback TCP round trip, two threads with blocking calls"),
     Row(name: "timer.sleep", unit: "ns", systems: ["spindle", "swift-default"],
         summary: "extra ns per timer armed and fired (100k tasks sleeping 1 ms at once)"),
+    Row(name: "timer.late.1ms", unit: "ns", systems: ["spindle", "swift-default"],
+        summary: "median ns a 1 ms sleep ends late (200 sleeps in a row, idle machine)"),
     Row(name: "tcp.idle.memory", unit: "bytes", systems: ["spindle", "fibers"],
         summary: "RSS bytes per idle open connection (5,000 connections, a waiting reader each)"),
     Row(name: "tcp.idle.10k", unit: "bytes", systems: ["spindle"],

@@ -23,6 +23,7 @@ struct BenchChild: ParsableCommand {
             case "task.fanout": return await Measurements.fanout(s, iterations: n(1_000_000))
             case "task.memory": return await Measurements.memory(s, count: n(100_000))
             case "runtime.idle.cpu": return Measurements.idleCPU(seconds: 5)
+            case "timer.late.1ms": return await IOMeasurements.sleepLateness(spindle: system != "swift-default")
             case "timer.sleep": return await IOMeasurements.timerCost(count: n(100_000), spindle: system != "swift-default")
             case "channel.rtt.task":
                 switch system {

@@ -121,6 +121,18 @@ enum IOMeasurements {
         return Double(sleeping - plain - 1_000_000) / Double(count)
     }
 
+    /// Median ns by which a 1 ms sleep is late (200 sleeps, one after another, idle runtime).
+    static func sleepLateness(spindle: Bool) async -> Double {
+        var late: [Int64] = []
+        for _ in 0..<200 {
+            let t0 = Clock.nanos()
+            if spindle { try? await Spindle.sleep(for: .milliseconds(1)) } else { try? await Task.sleep(for: .milliseconds(1)) }
+            late.append(Clock.nanos() - t0 - 1_000_000)
+        }
+        late.sort()
+        return Double(late[late.count / 2])
+    }
+
     /// RSS bytes per idle open connection: `count` connections, each server side a task
     /// (or a fiber) waiting in read, each client side an open TCPStream.
     static func idleConnectionMemory(count: Int, fibers: Bool) throws -> Double {
