@@ -4,6 +4,11 @@
 #include <sched.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/prctl.h>
+
+int spindle_set_timer_slack(unsigned long ns) {
+    return prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0) == 0 ? 0 : -errno;
+}
 
 SPINDLE_TLS void *spindle_tls_worker = NULL;
 

@@ -46,9 +46,6 @@ final class IOHandle: @unchecked Sendable {
     let state = Lock(State())
     let readEvents = Atomic<UInt64>(0)
     let writeEvents = Atomic<UInt64>(0)
-    /// The ticket at which a direction was last seen drained (IOOperation), or .max.
-    private let readDrained = Atomic<UInt64>(.max)
-    private let writeDrained = Atomic<UInt64>(.max)
     private let use = Atomic<Int>(0)
 
     /// Takes ownership of `fd` (non-blocking): registers it, or closes it and throws.
@@ -107,16 +104,6 @@ final class IOHandle: @unchecked Sendable {
     @inline(__always)
     func ticket(_ d: IODirection) -> UInt64 {
         d == .read ? readEvents.load(ordering: .acquiring) : writeEvents.load(ordering: .acquiring)
-    }
-
-    @inline(__always)
-    func drainedAt(_ d: IODirection) -> UInt64 {
-        d == .read ? readDrained.load(ordering: .relaxed) : writeDrained.load(ordering: .relaxed)
-    }
-
-    @inline(__always)
-    func markDrained(_ d: IODirection, at ticket: UInt64) {
-        if d == .read { readDrained.store(ticket, ordering: .relaxed) } else { writeDrained.store(ticket, ordering: .relaxed) }
     }
 
     /// The reactor says readiness changed: bump the counters and wake the waiters.

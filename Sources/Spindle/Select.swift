@@ -289,9 +289,12 @@ public struct Select<Result: Sendable>: Sendable {
         let selection = Selection()
         let timeoutIndex = branches.count
         let signal = SelectSignal(fiber: nil, parker: nil)
+        // The timeout runs on this runtime's removable timers (Spindle.sleep), so a select
+        // that ends first takes its timer out at once when the helper task is cancelled.
+        let runtime = Runtime.current ?? Runtime.global
         let timer: Task<Void, Never>? = timeout.map { (d, _) in
-            Task {
-                try? await Task.sleep(for: d)
+            Task(executorPreference: runtime) {
+                do { try await Spindle.sleep(for: d) } catch { return }
                 if selection.request(timeoutIndex) { signal.fire() }
             }
         }

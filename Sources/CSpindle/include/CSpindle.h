@@ -64,6 +64,9 @@ static inline int64_t spindle_monotonic_ns(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+// Sets the calling thread's timer slack (how late the kernel may end its timed waits so
+// it can batch wake-ups; Linux's default is 50 µs). Returns 0 or -errno.
+int spindle_set_timer_slack(unsigned long ns);
 // Names the calling thread (at most 15 bytes are kept).
 int spindle_set_thread_name(const char *_Nonnull name);
 static inline int spindle_errno(void) { return errno; }
