@@ -20,8 +20,11 @@ final class Parker: @unchecked Sendable {
     private static let notified: UInt32 = 2
     private static let inReactor: UInt32 = 3
     /// How long a worker that should poll the reactor, but found it busy, sleeps before
-    /// trying again.
-    static let driverRetryNanos: Int64 = 1_000_000
+    /// trying again. A safety net only: the holder is either a worker blocked in the
+    /// reactor (it delivers the events) or a running worker taking a quick look, which
+    /// will itself be the last to park and block there. Long enough that an idle runtime
+    /// in that state costs nothing measurable (20 wake-ups a second).
+    static let driverRetryNanos: Int64 = 50_000_000
 
     /// The reactor this parker may poll while parked (workers); nil for plain threads.
     let reactor: Reactor?
