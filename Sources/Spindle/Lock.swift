@@ -14,7 +14,8 @@ import Glibc
 @usableFromInline
 final class Lock<Value>: @unchecked Sendable {
     // SAFETY (@unchecked Sendable): `value` is only read or written between
-    // pthread_mutex_lock and pthread_mutex_unlock on `mutex`, in `withLock`.
+    // pthread_mutex_lock and pthread_mutex_unlock on `mutex`: in `withLock`, or in
+    // `withLockHeld` by a caller that took the lock with `lockRaw()`.
     @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
     /// @exclusivity(unchecked): only touched between lock and unlock, which already
     /// excludes overlapping access; the dynamic check cost ~15% of a channel round trip.
@@ -44,6 +45,10 @@ final class Lock<Value>: @unchecked Sendable {
 
     @inlinable @inline(__always)
     func unlockRaw() { pthread_mutex_unlock(mutex) }
+
+    /// The value, for a caller that already holds the lock through `lockRaw()`.
+    @inlinable @inline(__always)
+    func withLockHeld<R>(_ body: (inout Value) -> R) -> R { body(&value) }
 
     @inlinable @inline(__always)
     func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {

@@ -104,47 +104,48 @@ final class ReceiveBranch<Element: Sendable, Result: Sendable>: SelectBranch, @u
     func register(_ selection: Selection, index: Int, signal: SelectSignal, wakes: inout [Wake]) -> RegisterResult {
         let w = Waiter<Element>(selection: selection, branch: index, onWake: { signal.fire() })
         waiter = w
-        // SAFETY: the caller holds the channel's lock (lockChannel) for this whole call.
-        let s = UnsafeMutablePointer(mutating: withUnsafePointer(to: &channel.state.value) { $0 })
-        if !s.pointee.buffer.isEmpty || (s.pointee.closed && !s.pointee.senders.contains { $0.selection !== selection }) {
-            guard selection.claim(index) else { return .lostClaim }
-            switch s.pointee.receive(queueing: nil) {
-            case .value(let v, let other):
-                w.payload = v
-                _ = w.complete(.completed)
-                if let other { wakes.append(other) }
-            case .closed:
-                _ = w.complete(.closed)
-            case .empty, .queued:
-                spindleFatal("a certain select receive found nothing")
-            }
-            return .completedNow
-        }
-        var i = s.pointee.senders.startIndex
-        while i < s.pointee.senders.endIndex {
-            let sender = s.pointee.senders[i]
-            if sender.selection === selection { i += 1; continue } // our own send branch
-            if sender.selection == nil {
+        // The caller holds the channel's lock (lockChannel) for this whole call.
+        return channel.state.withLockHeld { s in
+            if !s.buffer.isEmpty || (s.closed && !s.senders.contains { $0.selection !== selection }) {
                 guard selection.claim(index) else { return .lostClaim }
-            } else if !selection.beginPairing() {
-                return .lostClaim
-            } else if !sender.claim() {
-                s.pointee.senders.remove(at: i) // a dead waiter of a finished select
-                sender.isQueued = false
-                if selection.abandonPairing() { return .lostClaim }
-                continue
-            } else {
-                selection.commitPairing(index)
+                switch s.receive(queueing: nil) {
+                case .value(let v, let other):
+                    w.payload = v
+                    _ = w.complete(.completed)
+                    if let other { wakes.append(other) }
+                case .closed:
+                    _ = w.complete(.closed)
+                case .empty, .queued:
+                    spindleFatal("a certain select receive found nothing")
+                }
+                return .completedNow
             }
-            s.pointee.senders.remove(at: i)
-            w.payload = sender.payload.take()
-            wakes.append(sender.complete(.completed))
-            _ = w.complete(.completed)
-            return .completedNow
+            var i = s.senders.startIndex
+            while i < s.senders.endIndex {
+                let sender = s.senders[i]
+                if sender.selection === selection { i += 1; continue } // our own send branch
+                if sender.selection == nil {
+                    guard selection.claim(index) else { return .lostClaim }
+                } else if !selection.beginPairing() {
+                    return .lostClaim
+                } else if !sender.claim() {
+                    s.senders.remove(at: i) // a dead waiter of a finished select
+                    sender.isQueued = false
+                    if selection.abandonPairing() { return .lostClaim }
+                    continue
+                } else {
+                    selection.commitPairing(index)
+                }
+                s.senders.remove(at: i)
+                w.payload = sender.payload.take()
+                wakes.append(sender.complete(.completed))
+                _ = w.complete(.completed)
+                return .completedNow
+            }
+            w.isQueued = true
+            s.receivers.append(w)
+            return .queued
         }
-        w.isQueued = true
-        s.pointee.receivers.append(w)
-        return .queued
     }
 
     func withdraw() {
@@ -186,54 +187,55 @@ final class SendBranch<Element: Sendable, Result: Sendable>: SelectBranch, @unch
     func register(_ selection: Selection, index: Int, signal: SelectSignal, wakes: inout [Wake]) -> RegisterResult {
         let w = Waiter<Element>(selection: selection, branch: index, onWake: { signal.fire() })
         waiter = w
-        // SAFETY: the caller holds the channel's lock (lockChannel) for this whole call.
-        let s = UnsafeMutablePointer(mutating: withUnsafePointer(to: &channel.state.value) { $0 })
-        if s.pointee.closed || (s.pointee.buffer.count < s.pointee.capacity && !s.pointee.receivers.contains { $0.selection !== selection }) {
-            guard selection.claim(index) else { return .lostClaim }
-            switch s.pointee.send(value, queueing: nil) {
-            case .sent(let r):
-                _ = w.complete(.completed)
-                if let r { wakes.append(r) }
-            case .closed:
-                _ = w.complete(.closed)
-            case .full, .queued:
-                spindleFatal("a certain select send found no room")
-            }
-            return .completedNow
-        }
-        var i = s.pointee.receivers.startIndex
-        while i < s.pointee.receivers.endIndex {
-            let receiver = s.pointee.receivers[i]
-            if receiver.selection === selection { i += 1; continue } // our own receive branch
-            if receiver.selection == nil {
+        // The caller holds the channel's lock (lockChannel) for this whole call.
+        return channel.state.withLockHeld { s in
+            if s.closed || (s.buffer.count < s.capacity && !s.receivers.contains { $0.selection !== selection }) {
                 guard selection.claim(index) else { return .lostClaim }
-            } else if !selection.beginPairing() {
-                return .lostClaim
-            } else if !receiver.claim() {
-                s.pointee.receivers.remove(at: i) // a dead waiter of a finished select
-                receiver.isQueued = false
-                if selection.abandonPairing() { return .lostClaim }
-                continue
-            } else {
-                selection.commitPairing(index)
+                switch s.send(value, queueing: nil) {
+                case .sent(let r):
+                    _ = w.complete(.completed)
+                    if let r { wakes.append(r) }
+                case .closed:
+                    _ = w.complete(.closed)
+                case .full, .queued:
+                    spindleFatal("a certain select send found no room")
+                }
+                return .completedNow
             }
-            s.pointee.receivers.remove(at: i)
-            receiver.payload = value
-            wakes.append(receiver.complete(.completed))
-            _ = w.complete(.completed)
-            return .completedNow
+            var i = s.receivers.startIndex
+            while i < s.receivers.endIndex {
+                let receiver = s.receivers[i]
+                if receiver.selection === selection { i += 1; continue } // our own receive branch
+                if receiver.selection == nil {
+                    guard selection.claim(index) else { return .lostClaim }
+                } else if !selection.beginPairing() {
+                    return .lostClaim
+                } else if !receiver.claim() {
+                    s.receivers.remove(at: i) // a dead waiter of a finished select
+                    receiver.isQueued = false
+                    if selection.abandonPairing() { return .lostClaim }
+                    continue
+                } else {
+                    selection.commitPairing(index)
+                }
+                s.receivers.remove(at: i)
+                receiver.payload = value
+                wakes.append(receiver.complete(.completed))
+                _ = w.complete(.completed)
+                return .completedNow
+            }
+            if s.buffer.count < s.capacity {
+                // Room, and the only receivers waiting are our own: buffer the value.
+                guard selection.claim(index) else { return .lostClaim }
+                s.buffer.append(value)
+                _ = w.complete(.completed)
+                return .completedNow
+            }
+            w.payload = value
+            w.isQueued = true
+            s.senders.append(w)
+            return .queued
         }
-        if s.pointee.buffer.count < s.pointee.capacity {
-            // Room, and the only receivers waiting are our own: buffer the value.
-            guard selection.claim(index) else { return .lostClaim }
-            s.pointee.buffer.append(value)
-            _ = w.complete(.completed)
-            return .completedNow
-        }
-        w.payload = value
-        w.isQueued = true
-        s.pointee.senders.append(w)
-        return .queued
     }
 
     func withdraw() {
