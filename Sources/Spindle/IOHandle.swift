@@ -199,9 +199,10 @@ final class IOHandle: @unchecked Sendable {
 /// A wait's deadline: when it fires first, it withdraws the waiter (outcome cancelled,
 /// reported as `SocketError.timedOut`).
 final class IOTimeout: Wakeup, @unchecked Sendable {
-    // SAFETY (@unchecked Sendable): `entry` is written once by the arming thread before
-    // the waiter can complete, read by that same thread in `disarm`; the rest is
-    // immutable or atomic.
+    // SAFETY (@unchecked Sendable): `entry` is written once by the arming thread right
+    // after scheduling and read only by that same thread in `disarm`; `fire` (which may
+    // run on another thread, even before `entry` is written) never touches it. The rest
+    // is immutable or atomic.
     let handle: IOHandle
     let direction: IODirection
     let waiter: Waiter<Void>

@@ -140,47 +140,55 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// Calls `body` with this address as a `sockaddr` and its length.
+    /// Calls `body` with this address as a `sockaddr` and its length. The typed structure
+    /// is built as a value and its bytes copied into a `sockaddr_storage`, so no memory is
+    /// accessed through a type it is not bound to (only the final, sanctioned rebinding to
+    /// `sockaddr` for the call).
     func withSockAddr<R, E: Error>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws(E) -> R) throws(E) -> R {
         var ss = sockaddr_storage()
         let len: socklen_t
         switch storage {
         case .v4(let a, let port):
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = port.bigEndian
+            sin.sin_addr = in_addr(s_addr: a)
             len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            withUnsafeMutableBytes(of: &ss) { raw in
-                // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
-                let sin = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in.self)
-                sin.pointee.sin_family = sa_family_t(AF_INET)
-                sin.pointee.sin_port = port.bigEndian
-                sin.pointee.sin_addr = in_addr(s_addr: a)
-            }
+            SocketAddress.copy(sin, into: &ss)
         case .v6(let bytes, let port, let scope):
+            var sin6 = sockaddr_in6()
+            sin6.sin6_family = sa_family_t(AF_INET6)
+            sin6.sin6_port = port.bigEndian
+            sin6.sin6_scope_id = scope
+            withUnsafeMutableBytes(of: &sin6.sin6_addr) { $0.copyBytes(from: bytes) }
             len = socklen_t(MemoryLayout<sockaddr_in6>.size)
-            withUnsafeMutableBytes(of: &ss) { raw in
-                // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
-                let sin6 = raw.baseAddress!.assumingMemoryBound(to: sockaddr_in6.self)
-                sin6.pointee.sin6_family = sa_family_t(AF_INET6)
-                sin6.pointee.sin6_port = port.bigEndian
-                sin6.pointee.sin6_scope_id = scope
-                withUnsafeMutableBytes(of: &sin6.pointee.sin6_addr) { $0.copyBytes(from: bytes) }
-            }
+            SocketAddress.copy(sin6, into: &ss)
         case .unix(let path):
-            len = socklen_t(MemoryLayout<sa_family_t>.size + path.utf8.count + 1)
-            withUnsafeMutableBytes(of: &ss) { raw in
-                // SAFETY: sockaddr_storage (128 bytes) holds a sockaddr_un; the path fits
-                // (checked ≤ 107 bytes at init) with its NUL.
-                let sun = raw.baseAddress!.assumingMemoryBound(to: sockaddr_un.self)
-                sun.pointee.sun_family = sa_family_t(AF_UNIX)
-                withUnsafeMutableBytes(of: &sun.pointee.sun_path) { dst in
-                    let utf8 = Array(path.utf8)
-                    dst.copyBytes(from: utf8)
-                    dst[utf8.count] = 0
-                }
+            var sun = sockaddr_un()
+            sun.sun_family = sa_family_t(AF_UNIX)
+            // The path fits with its NUL: checked ≤ 107 bytes at init (sun_path is 108).
+            withUnsafeMutableBytes(of: &sun.sun_path) { dst in
+                let utf8 = Array(path.utf8)
+                dst.copyBytes(from: utf8)
+                dst[utf8.count] = 0
             }
+            len = socklen_t(MemoryLayout<sa_family_t>.size + path.utf8.count + 1)
+            SocketAddress.copy(sun, into: &ss)
         }
         return try withUnsafePointer(to: &ss) { p throws(E) -> R in
-            // SAFETY: sockaddr_storage is layout-compatible with every sockaddr_* prefix.
+            // SAFETY: sockaddr_storage is the type the sockets API defines for holding any
+            // sockaddr_*; viewing it as `sockaddr` for the duration of the call is exactly
+            // what the C API expects, and `len` says how many bytes are meaningful.
             try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa throws(E) -> R in try body(sa, len) }
+        }
+    }
+
+    /// Copies the bytes of a `sockaddr_*` value into the front of a `sockaddr_storage`
+    /// (128 bytes: every family fits).
+    private static func copy<T>(_ value: T, into ss: inout sockaddr_storage) {
+        precondition(MemoryLayout<T>.size <= MemoryLayout<sockaddr_storage>.size)
+        withUnsafeBytes(of: value) { src in
+            withUnsafeMutableBytes(of: &ss) { dst in dst.copyMemory(from: src) }
         }
     }
 

@@ -10,6 +10,7 @@
 // Closing: `close()` (or dropping the last reference) wakes every call waiting on the
 // socket with `SocketError.closed`; the descriptor is released once no call uses it.
 // Writes never raise SIGPIPE: a write to a closed peer throws `SocketError.brokenPipe`.
+import CSpindle
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -61,11 +62,13 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
         var buf = [UInt8](repeating: 0, count: count)
         var got = 0
         while got < count {
-            let n = try await buf.withUnsafeMutableBytes { b in
-                // SAFETY (of the pointer escaping into an async call): `buf` is a local
-                // array not touched elsewhere while the read runs.
-                UnsafeMutableRawBufferPointer(rebasing: b[got...])
-            }.readInto(self)
+            let from = got
+            // The buffer's pointer lives only inside the synchronous attempt.
+            let n = try await io.perform(.read) { fd throws(SysError) in
+                try buf.withUnsafeMutableBytes { b in
+                    Result { () throws(SysError) in try Sys.read(fd, UnsafeMutableRawBufferPointer(rebasing: b[from...])) }
+                }.get()
+            }
             if n == 0 { throw SocketError.unexpectedEOF(expected: count, received: got) }
             got += n
         }
@@ -181,13 +184,6 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     public var peerAddress: SocketAddress? { try? io.withDescriptor { fd throws(SysError) in Sys.peerAddress(fd) } }
 }
 
-extension UnsafeMutableRawBufferPointer {
-    /// `socket.read(into: self)`, spelled so a slice of a local array can be passed along.
-    fileprivate func readInto(_ socket: StreamSocket) async throws -> Int {
-        try await socket.read(into: self)
-    }
-}
-
 /// Shared by stream connectors: a non-blocking connect that waits for completion.
 enum Connector {
     static func start(_ address: SocketAddress, runtime: Runtime) throws(SocketError) -> IOHandle {
@@ -207,7 +203,3 @@ enum Connector {
         return Sys.peerAddress(fd) != nil ? .ok(()) : .wouldBlock
     }
 }
-
-import CSpindle
-let spindle_sock_stream_type = Int32(spindle_sock_stream())
-let spindle_sock_dgram_type = Int32(spindle_sock_dgram())

@@ -8,6 +8,10 @@ import CSpindle
 import Glibc
 #endif
 
+/// Socket types as glibc defines them (an enum in Swift's view of the headers).
+let spindle_sock_stream_type = Int32(spindle_sock_stream())
+let spindle_sock_dgram_type = Int32(spindle_sock_dgram())
+
 extension Sys {
     /// Closes a descriptor the runtime owns. EINTR on close still closed it on Linux (no
     /// retry: the number may already be reused); EBADF means double ownership: fatal.
@@ -88,6 +92,8 @@ extension Sys {
     }
 
     static func sendTo(_ fd: Int32, _ buf: UnsafeRawBufferPointer, _ sa: UnsafePointer<sockaddr>?, _ len: socklen_t) throws(SysError) -> Outcome<Int> {
+        // SAFETY: an empty buffer may have no base address; the kernel reads no byte of a
+        // zero-length send, so any non-null pointer will do for the C signature.
         try call("sendto") { spindle_sendto(fd, buf.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, buf.count, sa, len) }
     }
 
