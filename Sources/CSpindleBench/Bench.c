@@ -117,3 +117,6 @@ double spindle_bench_thread_switch(int64_t iterations, int same_cpu) {
     sched_setaffinity(0, sizeof saved, &saved);
     return (double)dt / (double)(rounds * 2);
 }
+
+#include <malloc.h>
+void spindle_bench_trim_heap(void) { malloc_trim(0); }

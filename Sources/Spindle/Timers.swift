@@ -12,7 +12,7 @@ import Synchronization
 
 final class Timers: Sendable {
     private struct State {
-        var store = HeapTimerStore()
+        var store: WheelTimerStore
         /// The parked worker sleeping until `keeperDeadline`, if any.
         var keeper: Int?
         var keeperDeadline: Int64 = .max
@@ -21,7 +21,7 @@ final class Timers: Sendable {
     }
 
     /// guarded by lock
-    private let state = Lock(State())
+    private let state: Lock<State>
     /// Earliest deadline (Int64.max if none); written under the lock, read as a hint.
     private let earliest = Atomic<Int64>(.max)
 
@@ -35,14 +35,25 @@ final class Timers: Sendable {
         case closed
     }
 
-    func insert(deadline: Int64, item: Runnable) -> (InsertAction, TimerEntry?) {
+    /// The store is a timing wheel (TimerWheel.swift): measured against the heap
+    /// (`spindle bench --rows timer.store`), it inserts, cancels and fires 1M timers 2–3×
+    /// faster and 10k timers ~1.3× faster. `tickShift` 0 makes its wake-ups exact (tests).
+    init(tickShift: Int = Tuning.timerTickShift) {
+        state = Lock(State(store: WheelTimerStore(tickShift: tickShift)))
+    }
+
+    /// `now` is read before locking: an empty wheel restarts from it, so a new timer is
+    /// filed against the present and not against when the wheel last turned.
+    func insert(deadline: Int64, item: Runnable, now: Int64 = Sys.nowNanos()) -> (InsertAction, TimerEntry?) {
         state.withLock { s in
             if s.closed { return (.closed, nil) }
+            if s.store.isEmpty { s.store.restart(now: now) }
             let entry = s.store.insert(deadline: deadline, item: item)
-            earliest.store(s.store.earliestDeadline ?? .max, ordering: .releasing)
+            let wake = s.store.earliestDeadline ?? .max
+            earliest.store(wake, ordering: .releasing)
             guard let k = s.keeper else { return (.noKeeper, entry) }
-            if deadline < s.keeperDeadline {
-                s.keeperDeadline = deadline
+            if wake < s.keeperDeadline {
+                s.keeperDeadline = wake
                 return (.wakeKeeper(k), entry)
             }
             return (.none, entry)

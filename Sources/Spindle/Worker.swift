@@ -49,6 +49,8 @@ enum Tuning {
     /// the keeper's timed wait. Linux's default, 50 µs, made a 1 ms sleep end ~90 µs late at
     /// the median (`timer.late.1ms`); Dispatch's threads measured ~57 µs.
     static let timerSlackNanos: UInt = 1_000
+    /// log2 of the timer wheel's tick in ns: 8,192 ns (TimerWheel.swift).
+    static let timerTickShift = 13
     static let spinPauses = 64
 }
 

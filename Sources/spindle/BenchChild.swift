@@ -24,6 +24,9 @@ struct BenchChild: ParsableCommand {
             case "task.memory": return await Measurements.memory(s, count: n(100_000))
             case "runtime.idle.cpu": return Measurements.idleCPU(seconds: 5)
             case "timer.late.1ms": return await IOMeasurements.sleepLateness(spindle: system != "swift-default")
+            case "timer.sleeping.memory", "timer.cancelled.memory":
+                return await IOMeasurements.sleepMemory(count: n(1_000_000), spindle: system != "swift-default",
+                                                        afterCancel: row == "timer.cancelled.memory")
             case "timer.sleep": return await IOMeasurements.timerCost(count: n(100_000), spindle: system != "swift-default")
             case "channel.rtt.task":
                 switch system {
@@ -121,6 +124,9 @@ func ioRow(row: String, system: String, n: (Int) -> Int) throws -> Double? {
     case ("tcp.rtt.fiber", "spindle-1worker"): return try IOMeasurements.tcpRTTFibers(iterations: n(100_000), workers: 1)
     case ("tcp.rtt", "threads"), ("tcp.rtt.task", "threads"), ("tcp.rtt.fiber", "threads"):
         return IOMeasurements.tcpRTTThreads(iterations: n(100_000))
+    case ("timer.store.cancel", _): return TimerStoreBenchmark.run(wheel: system == "wheel", count: n(1_000_000), spreadNanos: 10_000_000_000, fire: false)
+    case ("timer.store.fire", _): return TimerStoreBenchmark.run(wheel: system == "wheel", count: n(1_000_000), spreadNanos: 10_000_000_000, fire: true)
+    case ("timer.store.fire.10k", _): return TimerStoreBenchmark.run(wheel: system == "wheel", count: n(10_000), spreadNanos: 10_000_000, fire: true)
     case ("tcp.idle.memory", "spindle"): return try IOMeasurements.idleConnectionMemory(count: 5_000, fibers: false)
     case ("tcp.idle.memory", "fibers"): return try IOMeasurements.idleConnectionMemory(count: 5_000, fibers: true)
     case ("tcp.idle.10k", "spindle"): return try IOMeasurements.idleConnectionsHeld(count: 10_000)

@@ -3,7 +3,9 @@
 // timer; the memory of an idle connection.
 import ArgumentParser
 import Foundation
+import CSpindleBench
 import Spindle
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -119,6 +121,34 @@ enum IOMeasurements {
         let plain = await batch(sleeping: false)
         let sleeping = await batch(sleeping: true)
         return Double(sleeping - plain - 1_000_000) / Double(count)
+    }
+
+    /// RSS bytes per task while `count` tasks sleep for an hour, or (`afterCancel`) per task
+    /// still held once they have all been cancelled and have finished: over the RSS before
+    /// they were spawned. Spindle's `sleep` or `Task.sleep` on Swift's default executor.
+    static func sleepMemory(count: Int, spindle: Bool, afterCancel: Bool) async -> Double {
+        final class Count: Sendable { let value = Atomic<Int>(0) }
+        let started = Count()
+        let before = ProcessStats.residentBytes()
+        var sleeping = 0
+        await withTaskGroup(of: Void.self) { g in
+            for _ in 0..<count {
+                g.addTask {
+                    started.value.add(1, ordering: .relaxed)
+                    if spindle { try? await Spindle.sleep(for: .seconds(3600)) } else { try? await Task.sleep(for: .seconds(3600)) }
+                }
+            }
+            while started.value.load(ordering: .relaxed) < count { try? await Spindle.sleep(for: .milliseconds(5)) }
+            try? await Spindle.sleep(for: .milliseconds(200)) // the last ones reach their sleep
+            sleeping = ProcessStats.residentBytes()
+            g.cancelAll()
+        }
+        try? await Spindle.sleep(for: .milliseconds(200))
+        // Freed memory stays in malloc's arenas (RSS) until trimmed; trimming shows what is
+        // actually free, the same for both systems.
+        spindle_bench_trim_heap()
+        let after = ProcessStats.residentBytes()
+        return Double((afterCancel ? after : sleeping) - before) / Double(count)
     }
 
     /// Median ns by which a 1 ms sleep is late (200 sleeps, one after another, idle runtime).

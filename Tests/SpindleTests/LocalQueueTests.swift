@@ -154,16 +154,49 @@ private func value(_ r: Runnable) -> Int { Int(r.bits >> 4) }
     }
 
     /// Random inserts, removals and pops against a sorted reference list.
-    @Test func matchesReferenceUnderRandomOperations() {
+    @Test func heapMatchesReferenceUnderRandomOperations() {
         var s = HeapTimerStore()
+        checkAgainstReference(&s, rounds: 20_000, horizon: 1_000, step: 200, tick: 1, exact: true)
+    }
+
+    /// The wheel with 1 ns ticks (exact wake-ups, many cascades), with coarse ticks
+    /// (wake-ups rounded up to a tick, slots fired partly), and with deadlines that span
+    /// every level and the overflow (2^48 ticks and beyond).
+    @Test(arguments: [(0, Int64(1_000), Int64(200)), (0, Int64(1) << 20, Int64(1) << 14),
+                      (6, Int64(1_000), Int64(200)), (2, Int64(1) << 52, Int64(1) << 46)])
+    func wheelMatchesReferenceUnderRandomOperations(shift: Int, horizon: Int64, step: Int64) {
+        var s = WheelTimerStore(tickShift: shift)
+        checkAgainstReference(&s, rounds: 20_000, horizon: horizon, step: step, tick: Int64(1) << shift, exact: false)
+    }
+
+    @Test func wheelKeepsFarAndEndlessTimers() {
+        var s = WheelTimerStore(tickShift: 13)
+        let forever = s.insert(deadline: .max, item: item(1))
+        _ = s.insert(deadline: 5_000_000, item: item(2))
+        _ = s.insert(deadline: 1 << 61, item: item(3)) // beyond the last level: overflow
+        var fired: [Int] = []
+        s.popExpired(now: 4_999_999) { fired.append(value($0)) }
+        #expect(fired.isEmpty)
+        s.popExpired(now: 5_000_000) { fired.append(value($0)) }
+        #expect(fired == [2])
+        #expect(s.earliestDeadline == 1 << 61)
+        s.popExpired(now: 1 << 61) { fired.append(value($0)) }
+        #expect(fired == [2, 3])
+        #expect(s.remove(forever).map(value) == 1)
+        #expect(s.isEmpty && s.earliestDeadline == nil)
+    }
+
+    private func checkAgainstReference<S: TimerStore>(
+        _ s: inout S, rounds: Int, horizon: Int64, step: Int64, tick: Int64, exact: Bool
+    ) {
         var rng = SystemRandomNumberGenerator()
         var live: [(entry: TimerEntry, deadline: Int64, seq: Int)] = []
         var seq = 0
         var now: Int64 = 0
-        for _ in 0..<20_000 {
+        for _ in 0..<rounds {
             switch Int.random(in: 0..<10, using: &rng) {
             case 0..<5:
-                let d = now + Int64.random(in: 0..<1_000, using: &rng)
+                let d = now + Int64.random(in: 0..<horizon, using: &rng)
                 live.append((s.insert(deadline: d, item: item(seq)), d, seq))
                 seq += 1
             case 5..<8 where !live.isEmpty:
@@ -171,29 +204,41 @@ private func value(_ r: Runnable) -> Int { Int(r.bits >> 4) }
                 let victim = live.remove(at: i)
                 #expect(s.remove(victim.entry).map(value) == victim.seq)
             default:
-                now += Int64.random(in: 0..<200, using: &rng)
+                now += Int64.random(in: 0..<step, using: &rng)
                 var fired: [Int] = []
                 s.popExpired(now: now) { fired.append(value($0)) }
                 let due = live.filter { $0.deadline <= now }.sorted { ($0.deadline, $0.seq) < ($1.deadline, $1.seq) }
                 #expect(fired == due.map(\.seq))
                 live.removeAll { $0.deadline <= now }
+                // The next wake-up is in the future, or the keeper would spin.
+                if let next = s.earliestDeadline { #expect(next > now) }
             }
             #expect(s.count == live.count)
-            #expect(s.earliestDeadline == live.map(\.deadline).min())
+            let earliest = live.map(\.deadline).min()
+            if exact {
+                #expect(s.earliestDeadline == earliest)
+            } else if let earliest {
+                // Never later than the earliest deadline's tick; nil only when empty.
+                let wake = s.earliestDeadline
+                #expect(wake != nil && wake! <= (earliest / tick + 1) * tick - 1)
+            } else {
+                #expect(s.earliestDeadline == nil)
+            }
         }
     }
 
     @Test func keeperProtocol() {
-        let t = Timers()
+        // 1 ns ticks, times below 64 ns: level 0 of the wheel, so wake-ups are exact.
+        let t = Timers(tickShift: 0)
         #expect(t.claimKeeper(0, now: 0) == nil) // nothing armed: sleep without timeout
-        guard case .noKeeper = t.insert(deadline: 1_000, item: item(1)).0 else { Issue.record("expected noKeeper"); return }
-        #expect(t.claimKeeper(0, now: 100) == 900)
-        #expect(t.claimKeeper(1, now: 100) == nil) // worker 0 keeps the role
-        guard case .none = t.insert(deadline: 2_000, item: item(2)).0 else { Issue.record("expected none"); return }
-        guard case .wakeKeeper(0) = t.insert(deadline: 500, item: item(3)).0 else { Issue.record("expected wake 0"); return }
+        guard case .noKeeper = t.insert(deadline: 40, item: item(1), now: 0).0 else { Issue.record("expected noKeeper"); return }
+        #expect(t.claimKeeper(0, now: 10) == 30)
+        #expect(t.claimKeeper(1, now: 10) == nil) // worker 0 keeps the role
+        guard case .none = t.insert(deadline: 50, item: item(2), now: 0).0 else { Issue.record("expected none"); return }
+        guard case .wakeKeeper(0) = t.insert(deadline: 20, item: item(3), now: 0).0 else { Issue.record("expected wake 0"); return }
         t.releaseKeeper(0)
         var fired: [Int] = []
-        let n = t.fireDue(now: 1_000) { fired.append(value($0)) }
+        let n = t.fireDue(now: 40) { fired.append(value($0)) }
         #expect(n == 2)
         #expect(fired == [3, 1])
         #expect(t.close().count == 1)

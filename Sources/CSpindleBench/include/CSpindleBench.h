@@ -15,4 +15,7 @@ double spindle_bench_wrapped_switch(int64_t iterations);
 /// ns per one-way hand-off between two OS threads ping-ponging through futexes.
 /// `same_cpu`: pin both threads to the CPU the caller runs on.
 double spindle_bench_thread_switch(int64_t iterations, int same_cpu);
+
+/// Returns free heap memory to the kernel (malloc_trim(0)), so RSS shows what is in use.
+void spindle_bench_trim_heap(void);
 #endif
