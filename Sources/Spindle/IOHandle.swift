@@ -46,6 +46,13 @@ final class IOHandle: @unchecked Sendable {
     let state = Lock(State())
     let readEvents = Atomic<UInt64>(0)
     let writeEvents = Atomic<UInt64>(0)
+    /// The ticket at which a direction was last seen drained (IOOperation), or .max.
+    private let readDrained = Atomic<UInt64>(.max)
+    private let writeDrained = Atomic<UInt64>(.max)
+    /// Set (before the counters move) by the first event that reports the peer closed or
+    /// an error: from then on a short read no longer means "nothing more", since the end
+    /// of the stream (or the error) is still to be read and no further event will say so.
+    private let hungUp = Atomic<Bool>(false)
     private let use = Atomic<Int>(0)
 
     /// Takes ownership of `fd` (non-blocking): registers it, or closes it and throws.
@@ -106,6 +113,18 @@ final class IOHandle: @unchecked Sendable {
         d == .read ? readEvents.load(ordering: .acquiring) : writeEvents.load(ordering: .acquiring)
     }
 
+    @inline(__always)
+    func drainedAt(_ d: IODirection) -> UInt64 {
+        // After `ticket(d)` (acquiring): a hang-up counted by that ticket is visible here.
+        if hungUp.load(ordering: .relaxed) { return .max }
+        return d == .read ? readDrained.load(ordering: .relaxed) : writeDrained.load(ordering: .relaxed)
+    }
+
+    @inline(__always)
+    func markDrained(_ d: IODirection, at ticket: UInt64) {
+        if d == .read { readDrained.store(ticket, ordering: .relaxed) } else { writeDrained.store(ticket, ordering: .relaxed) }
+    }
+
     /// The reactor says readiness changed: bump the counters and wake the waiters.
     func ready(_ r: Readiness) {
         let read = !r.isDisjoint(with: [.readable, .closed])
@@ -114,6 +133,7 @@ final class IOHandle: @unchecked Sendable {
         var first: Wake?
         var more: [Wake] = []
         state.withLock { s in
+            if r.contains(.closed) { hungUp.store(true, ordering: .relaxed) } // published by the adds
             if read {
                 readEvents.add(1, ordering: .releasing)
                 IOHandle.completeAll(&s.readers, &first, &more)

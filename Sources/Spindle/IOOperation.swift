@@ -7,18 +7,30 @@
 // SocketErrors here, with the address they concern.
 
 extension IOHandle {
+    /// `drained`: given a result, whether it shows the socket has nothing more for now (a
+    /// read shorter than the buffer, a write shorter than the data). The next call in that
+    /// direction then waits for an event *before* trying, saving the syscall that would
+    /// only say EAGAIN (Tokio's trick). Safe with edge-triggered events: the ticket was
+    /// taken before the syscall, so anything that arrived since has already moved it and
+    /// the wait returns at once.
     @inline(__always)
     func perform<T>(
         _ d: IODirection, deadline: Int64? = nil, address: SocketAddress? = nil,
+        drained: (T) -> Bool = { _ in false },
         _ attempt: (Int32) throws(SysError) -> Sys.Outcome<T>
     ) async throws -> T {
         try enter()
         defer { leave() }
+        var t = ticket(d)
+        if drainedAt(d) == t { try await wait(d, since: t, deadline: deadline) }
         while true {
-            let t = ticket(d)
+            t = ticket(d)
             let outcome: Sys.Outcome<T>
             do { outcome = try attempt(fd) } catch { throw SocketError(error, address: address) }
-            if case .ok(let v) = outcome { return v }
+            if case .ok(let v) = outcome {
+                if drained(v) { markDrained(d, at: t) }
+                return v
+            }
             try await wait(d, since: t, deadline: deadline)
         }
     }
@@ -26,16 +38,22 @@ extension IOHandle {
     @inline(__always)
     func performBlocking<T>(
         _ call: String, _ d: IODirection, deadline: Int64? = nil, address: SocketAddress? = nil,
+        drained: (T) -> Bool = { _ in false },
         _ attempt: (Int32) throws(SysError) -> Sys.Outcome<T>
     ) throws -> T {
         try checkMayBlock(call)
         try enter()
         defer { leave() }
+        var t = ticket(d)
+        if drainedAt(d) == t { try block(d, since: t, deadline: deadline) }
         while true {
-            let t = ticket(d)
+            t = ticket(d)
             let outcome: Sys.Outcome<T>
             do { outcome = try attempt(fd) } catch { throw SocketError(error, address: address) }
-            if case .ok(let v) = outcome { return v }
+            if case .ok(let v) = outcome {
+                if drained(v) { markDrained(d, at: t) }
+                return v
+            }
             try block(d, since: t, deadline: deadline)
         }
     }

@@ -37,13 +37,15 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     /// byte (or the end) arrives. Returns 0 at the end of the stream.
     public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
         if buffer.isEmpty { return 0 }
-        return try await io.perform(.read) { fd throws(SysError) in try Sys.read(fd, buffer) }
+        let want = buffer.count
+        return try await io.perform(.read, drained: { $0 > 0 && $0 < want }) { fd throws(SysError) in try Sys.read(fd, buffer) }
     }
 
     /// Reads up to `buffer.count` bytes into `buffer`; returns how many (0: end of stream).
     public func read(into buffer: inout [UInt8]) async throws -> Int {
         if buffer.isEmpty { return 0 }
-        return try await io.perform(.read) { fd throws(SysError) in
+        let want = buffer.count
+        return try await io.perform(.read, drained: { $0 > 0 && $0 < want }) { fd throws(SysError) in
             try buffer.withUnsafeMutableBytes { b in Result { () throws(SysError) in try Sys.read(fd, b) } }.get()
         }
     }
@@ -110,13 +112,15 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     /// Fiber/thread form of ``read(into:)-(UnsafeMutableRawBufferPointer)``.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if buffer.isEmpty { return 0 }
-        return try io.performBlocking("read(into:)", .read) { fd throws(SysError) in try Sys.read(fd, buffer) }
+        let want = buffer.count
+        return try io.performBlocking("read(into:)", .read, drained: { $0 > 0 && $0 < want }) { fd throws(SysError) in try Sys.read(fd, buffer) }
     }
 
     /// Fiber/thread form of ``read(into:)-([UInt8])``.
     public func read(into buffer: inout [UInt8]) throws -> Int {
         if buffer.isEmpty { return 0 }
-        return try io.performBlocking("read(into:)", .read) { fd throws(SysError) in
+        let want = buffer.count
+        return try io.performBlocking("read(into:)", .read, drained: { $0 > 0 && $0 < want }) { fd throws(SysError) in
             try buffer.withUnsafeMutableBytes { b in Result { () throws(SysError) in try Sys.read(fd, b) } }.get()
         }
     }

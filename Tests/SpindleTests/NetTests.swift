@@ -186,6 +186,40 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(echoed == payload)
     }
 
+    /// Data and the peer's FIN reported by one event, that event counted before the read:
+    /// a short read must not make the next read wait for another event (none comes), the
+    /// next read returns the end of the stream. Hung with the short-read shortcut before
+    /// hang-ups were remembered.
+    @Test(arguments: [false, true])
+    func endOfStreamAfterAShortReadIsSeen(fiber: Bool) throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let reads = try rt.run { () async throws -> [Int] in
+            let client = try await TCPStream.connect(to: listener.localAddress)
+            let server = try await listener.accept()
+            try await server.write([UInt8](repeating: 7, count: 100))
+            server.close()
+            // Let an idle worker's reactor poll count the data-and-FIN event first.
+            try await Spindle.sleep(for: .milliseconds(50))
+            // A failure hangs; the watchdog turns the hang into a thrown `closed`.
+            let watchdog = Task(executorPreference: rt) {
+                try await Spindle.sleep(for: .seconds(10))
+                client.close()
+            }
+            defer { watchdog.cancel() }
+            if fiber {
+                return try await rt.spawnFiber { () throws -> [Int] in
+                    var buf = [UInt8](repeating: 0, count: 1000)
+                    return [try client.read(into: &buf), try client.read(into: &buf)]
+                }.value
+            }
+            var buf = [UInt8](repeating: 0, count: 1000)
+            return [try await client.read(into: &buf), try await client.read(into: &buf)]
+        }
+        #expect(reads == [100, 0])
+    }
+
     @Test func connectionRefused() throws {
         let rt = try makeRuntime()
         defer { rt.shutdown() }
