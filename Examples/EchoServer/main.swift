@@ -57,6 +57,13 @@ try Runtime.main {
     }
     let signal = try await signals.next()
     print("echo-server: \(signal.map { "\($0)" } ?? "stop"), shutting down")
+    // Thread hops: jobs that ran on another worker than the one that queued them, and
+    // fibers woken from another thread, per readiness event (≈ per request).
+    let stats = runtime.statistics
+    let hops = stats.stolenJobs + stats.remoteFiberResumes
+    print("echo-server: \(stats.ioEvents) I/O events, \(stats.stolenJobs) stolen jobs, "
+        + "\(stats.remoteFiberResumes) remote fiber resumes: "
+        + "\(stats.ioEvents > 0 ? Double(hops) / Double(stats.ioEvents) : 0) thread hops per event")
     listener.close()
     signals.stop()
 }

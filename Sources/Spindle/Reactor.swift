@@ -30,6 +30,8 @@ final class Reactor: Sendable {
     }
     /// guarded by lock
     private let slab = Lock(Slab())
+    /// Readiness events handed to live registrations, ever (Runtime.statistics).
+    let eventsDelivered = Atomic<Int>(0)
 
     static let generationBits: UInt64 = 24
     static let generationMask: UInt64 = (1 << 24) - 1
@@ -115,6 +117,7 @@ final class Reactor: Sendable {
             return out
         }
         for (h, r) in handles { h.ready(r) }
+        eventsDelivered.add(handles.count, ordering: .relaxed)
         return handles.count
     }
 

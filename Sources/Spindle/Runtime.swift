@@ -191,6 +191,27 @@ public final class Runtime: @unchecked Sendable {
     /// concurrent executor instead.
     public var forwardedJobCount: Int { orphanCount.load(ordering: .relaxed) }
 
+    /// Counters since the runtime started, for diagnostics and benchmarks.
+    public struct Statistics: Sendable, Equatable {
+        /// Readiness events the reactor delivered to sockets (about one per message received
+        /// by a busy server).
+        public var ioEvents: Int
+        /// Jobs a worker took from another worker's queue or run-next slot: each is a
+        /// thread hop (the job was queued on one worker and runs on another).
+        public var stolenJobs: Int
+        /// Fibers resumed from a thread other than their own worker (a fiber never moves,
+        /// so its wake-up crosses threads): also thread hops.
+        public var remoteFiberResumes: Int
+    }
+
+    /// The counters so far (each read on its own; not a consistent snapshot).
+    public var statistics: Statistics {
+        Statistics(
+            ioEvents: reactor.eventsDelivered.load(ordering: .relaxed),
+            stolenJobs: workers.reduce(0) { $0 + $1.stolenJobs.load(ordering: .relaxed) },
+            remoteFiberResumes: workers.reduce(0) { $0 + $1.remoteFiberResumes.load(ordering: .relaxed) })
+    }
+
     // MARK: run
 
     /// Runs `body` as a task on this runtime and blocks the calling thread until it

@@ -35,6 +35,7 @@ extension Worker {
 
     /// Any thread but the home one: queue a started fiber's resume here.
     func pushRemoteFiber(_ r: Runnable) {
+        remoteFiberResumes.add(1, ordering: .relaxed)
         remoteFibers.withLock { q in
             q.append(r)
             remoteFiberCount.store(q.count, ordering: .releasing)

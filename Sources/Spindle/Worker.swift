@@ -68,6 +68,11 @@ final class Worker: @unchecked Sendable {
     /// Jobs started by this worker (wrapping). Owner stores (relaxed); searchers read it
     /// to tell a worker stuck in one long job from one that is about to take its run-next.
     let progress = Atomic<UInt32>(0)
+    /// Jobs this worker took from other workers (stolen batches and run-next slots):
+    /// each one is a thread hop. Written by the owner only, read by `Runtime.statistics`.
+    let stolenJobs = Atomic<Int>(0)
+    /// Started fibers of this worker resumed from another thread (pushRemoteFiber).
+    let remoteFiberResumes = Atomic<Int>(0)
 
     // owner only. @exclusivity(unchecked) on the hot owner-only fields: only this worker's
     // thread touches them (see Ownership), and the dynamic checks cost ~15% of a fiber
@@ -145,6 +150,11 @@ final class Worker: @unchecked Sendable {
         if runNextSlot.load(ordering: .relaxed) == 0 { return nil }
         let bits = runNextSlot.exchange(0, ordering: .acquiringAndReleasing)
         return bits == 0 ? nil : Runnable(bits: bits)
+    }
+
+    @inline(__always)
+    private func countStolen(_ n: Int) {
+        stolenJobs.store(stolenJobs.load(ordering: .relaxed) &+ n, ordering: .relaxed)
     }
 
     /// Searchers: steals the run-next job of a worker that sits on it.
@@ -288,7 +298,10 @@ final class Worker: @unchecked Sendable {
             for i in 0..<workers.count {
                 let victim = (start + i) % workers.count
                 if victim == index { continue }
-                if let r = workers[victim].queue.steal(into: queue) { return r }
+                if let r = workers[victim].queue.steal(into: queue) {
+                    countStolen(1 + queue.count)
+                    return r
+                }
             }
             if let r = takeFromInject() { return r }
             if fireTimers(now: Sys.nowNanos()) > 0 {
@@ -306,7 +319,7 @@ final class Worker: @unchecked Sendable {
                     if victim == index { continue }
                     let w = workers[victim]
                     if w.progress.load(ordering: .relaxed) != progressAtSearchStart[victim] { continue }
-                    if let r = stealRunNext(from: w) { return r }
+                    if let r = stealRunNext(from: w) { countStolen(1); return r }
                 }
             } else {
                 for _ in 0..<Tuning.spinPauses { spindle_cpu_relax() }

@@ -206,6 +206,61 @@ import Glibc
     }
 }
 
+/// Runtime.statistics: what the echo benchmark reports as thread hops per request.
+@Suite(.serialized) struct StatisticsTests {
+    @Test func oneWorkerCountsEventsAndNoHops() throws {
+        let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 1, name: "stats"))
+        defer { rt.shutdown() }
+        let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let before = rt.statistics
+        try rt.run {
+            let client = try await TCPStream.connect(to: listener.localAddress)
+            let server = try await listener.accept()
+            async let served: Void = {
+                var buf: [UInt8] = [0]
+                for _ in 0..<100 { _ = try await server.read(into: &buf); try await server.write(buf) }
+            }()
+            var buf: [UInt8] = [0]
+            for _ in 0..<100 { try await client.write([1]); _ = try await client.read(into: &buf) }
+            try await served
+        }
+        let after = rt.statistics
+        // One worker: the client's read runs before the server task can answer, so each of
+        // its 100 reads found nothing and waited for an event.
+        #expect(after.ioEvents - before.ioEvents >= 100)
+        #expect(after.stolenJobs == 0) // nobody to steal from
+        #expect(after.remoteFiberResumes == 0)
+    }
+
+    @Test func hopsAreCounted() throws {
+        let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 2, name: "stats"))
+        defer { rt.shutdown() }
+        // A parked fiber woken by a plain thread: its resume crosses threads. (If the send
+        // came before the fiber parked, nothing parked: try again, bounded.)
+        let ch = Channel<Int>(capacity: 0)
+        for round in 0..<50 where rt.statistics.remoteFiberResumes == 0 {
+            let fiber = rt.spawnFiber { () throws -> Int? in try ch.receive() }
+            Sys.sleepThread(untilNanos: Sys.nowNanos() + 10_000_000)
+            try ch.send(round)
+            #expect(try fiber.join() == round)
+        }
+        #expect(rt.statistics.remoteFiberResumes >= 1)
+        // Jobs queued on one worker and run by the other: batches of spinning tasks from one
+        // task, until the idle worker has stolen some (bounded: 5 s).
+        let deadline = Sys.nowNanos() + 5_000_000_000
+        while rt.statistics.stolenJobs == 0 && Sys.nowNanos() < deadline {
+            try rt.run {
+                await withTaskGroup(of: Void.self) { g in
+                    for _ in 0..<200 {
+                        g.addTask { let end = Sys.nowNanos() + 20_000; while Sys.nowNanos() < end {} }
+                    }
+                }
+            }
+        }
+        #expect(rt.statistics.stolenJobs > 0)
+    }
+}
+
 /// A plain thread to join.
 final class TestThread: Sendable {
     private let finished = Flag()
