@@ -7,12 +7,13 @@
 // SocketErrors here, with the address they concern.
 
 extension IOHandle {
-    /// `drained`: given a result, whether it shows the socket has nothing more for now (a
-    /// read shorter than the buffer, a write shorter than the data). The next call in that
-    /// direction then waits for an event *before* trying, saving the syscall that would
-    /// only say EAGAIN (Tokio's trick). Safe with edge-triggered events: the ticket was
-    /// taken before the syscall, so anything that arrived since has already moved it and
-    /// the wait returns at once.
+    /// `drained`: given a result, whether it shows the socket has nothing more for now (the
+    /// stream reads pass "shorter than the buffer"). The next call in that direction then
+    /// waits for an event *before* trying, saving the syscall that would only say EAGAIN
+    /// (Tokio's trick). Safe with edge-triggered events because the ticket was taken before
+    /// the syscall: anything that arrived since has already moved it, and the wait returns
+    /// at once. The one thing no later event announces is a hang-up already reported (the
+    /// end of stream or an error is still to be read): after one, `drainedAt` never matches.
     @inline(__always)
     func perform<T>(
         _ d: IODirection, deadline: Int64? = nil, address: SocketAddress? = nil,
