@@ -172,7 +172,6 @@ struct WheelTimerStore: TimerStore {
         }
         let slot = Int((when >> Int64(level * Self.slotBits)) & Self.slotMask)
         append(e, to: level << Self.slotBits | slot)
-        occupied[level] |= 1 << UInt64(slot)
     }
 
     @inline(__always)
