@@ -1,14 +1,14 @@
 // EpollBackend: the Linux reactor backend. UNSAFE FILE: raw descriptors and a raw event
 // buffer.
 //
-// One epoll instance per runtime, edge-triggered (EPOLLET): each descriptor is added once
+// One epoll instance per runtime, and one per worker (Reactor.swift), edge-triggered (EPOLLET): each descriptor is added once
 // with IN | OUT | RDHUP and never modified, so a read or write never costs an epoll_ctl
 // (Tokio's choice). An eventfd, also in the set, is the wake-up: `wake()` writes to it,
 // which ends a poll in progress; the poller reads it back (in edge-triggered mode every
 // write is a new edge, reading just keeps the counter small).
 //
 // Guarded state: none mutable besides the event buffer, which only the single poller
-// touches (the reactor's driver token).
+// touches (the reactor's driver token; a worker's own backend: that worker's thread).
 import CSpindle
 #if canImport(Glibc)
 import Glibc

@@ -54,6 +54,10 @@ final class IOHandle: @unchecked Sendable {
     /// of the stream (or the error) is still to be read and no further event will say so.
     private let hungUp = Atomic<Bool>(false)
     private let use = Atomic<Int>(0)
+    /// The worker whose own backend watches the descriptor, or -1 for the shared one.
+    /// Changed once (adopt), under `state`'s lock, inside an operation; read by
+    /// finalClose, which runs when no operation is left.
+    private let owner = Atomic<Int>(-1)
 
     /// Takes ownership of `fd` (non-blocking): registers it, or closes it and throws.
     init(fd: Int32, runtime: Runtime, reactor: Reactor? = nil) throws(SocketError) {
@@ -102,8 +106,29 @@ final class IOHandle: @unchecked Sendable {
     }
 
     private func finalClose() {
-        reactor.deregister(self, token: token)
+        let w = owner.load(ordering: .acquiring)
+        reactor.deregister(self, token: token, worker: w)
+        if w >= 0 { runtime.workers[w].ownRegistrations.subtract(1, ordering: .relaxed) }
         Sys.closeDescriptor(fd)
+    }
+
+    /// A fiber is about to wait on this descriptor: if the shared backend watches it, move
+    /// it to the fiber's worker's own backend. A fiber never leaves its worker, so its
+    /// events then wake that worker directly instead of whichever worker polls the shared
+    /// backend (which would hand the fiber over with a second thread wake-up: measured
+    /// 1.36x the threads round trip with two workers). Later waiters of any kind still get
+    /// its events, from that worker.
+    @inline(__always)
+    private func adoptIfFiber() {
+        if owner.load(ordering: .relaxed) >= 0 || reactor.workerBackends.isEmpty { return }
+        guard let home = Fiber.currentCore?.home, home.runtime === runtime else { return }
+        state.withLock { _ in
+            guard owner.load(ordering: .relaxed) < 0 else { return }
+            if reactor.move(self, token: token, toWorker: home.index) {
+                home.ownRegistrations.add(1, ordering: .relaxed)
+                owner.store(home.index, ordering: .releasing)
+            }
+        }
     }
 
     // MARK: readiness
@@ -191,6 +216,7 @@ final class IOHandle: @unchecked Sendable {
 
     /// Parks the fiber (blocks the thread) until an event for `d` arrives after `ticket`.
     func block(_ d: IODirection, since ticket: UInt64, deadline: Int64? = nil) throws {
+        adoptIfFiber()
         let waiter = Waiter<Void>(forTask: false)
         let timeout = deadline.map { armTimeout(d, waiter, at: $0) }
         Blocking.block(state, waiter, register: register(d, ticket, timeout), withdraw: IOHandle.withdraw(d))

@@ -14,10 +14,36 @@
 //
 // Waking a worker parked in the reactor goes through its Parker (state "in reactor"),
 // which calls `wake()` on the backend: the two never miss each other (Parker.swift).
+//
+// Fibers never move, so an event for a fiber polled by another worker had to be handed
+// over with a second thread wake-up (~half the events of a fiber echo server). So each
+// worker also has its own backend: a descriptor a fiber waits on moves there
+// (IOHandle.adoptIfFiber) and its events are polled by the fiber's worker only, which
+// looks at it when out of work, every 61 ticks, and parks *in* it (state "in worker
+// reactor") unless it is the one parked in the shared backend. Each worker backend is
+// nested in the shared one (token worker + 1), so that worker sees its own events too;
+// a poller that sees another worker's backend ready nudges that worker, which polls its
+// backend on waking (it may have been about to block in the shared one, where the edge
+// is gone).
 import Synchronization
 
 final class Reactor: Sendable {
     let backend: any ReactorBackend
+    /// One epoll instance per worker for descriptors that fibers of that worker wait on
+    /// (a fiber never moves, so its events are best polled by its own worker; see
+    /// IOHandle.adopt). Each is nested in `backend` under token `worker + 1` (slot 0,
+    /// which no registration uses), so the worker blocked in the shared reactor also sees
+    /// its own. Empty for test reactors and the current-thread flavour. Set once in init.
+    let workerBackends: [EpollBackend]
+    /// guarded by lock. The workers' parkers, by index (attached as workers are made): a
+    /// poller that sees another worker's backend ready nudges that worker.
+    /// Weak: each Parker holds its reactor.
+    private let parkers = Lock<[WeakParker]>([])
+    private struct WeakParker: @unchecked Sendable {
+        // SAFETY (@unchecked Sendable): only read and written under the `parkers` lock;
+        // Parker itself is thread-safe.
+        weak var parker: Parker?
+    }
     /// Held by the one thread polling. Taken with an exchange, released with a store.
     private let driver = Atomic<Bool>(false)
 
@@ -36,8 +62,41 @@ final class Reactor: Sendable {
     static let generationBits: UInt64 = 24
     static let generationMask: UInt64 = (1 << 24) - 1
 
+    /// A reactor without worker backends (tests, the current-thread flavour).
     init(backend: any ReactorBackend) {
         self.backend = backend
+        self.workerBackends = []
+    }
+
+    init(backend: any ReactorBackend, workerBackends: [EpollBackend]) throws(SysError) {
+        self.backend = backend
+        self.workerBackends = workerBackends
+        for (i, b) in workerBackends.enumerated() {
+            try backend.register(fd: b.epfd, token: UInt64(i + 1))
+        }
+    }
+
+    func attach(_ parker: Parker, worker: Int) {
+        parkers.withLock { p in
+            while p.count <= worker { p.append(WeakParker()) }
+            p[worker] = WeakParker(parker: parker)
+        }
+    }
+
+    /// Moves `handle`'s registration from the shared backend to worker `index`'s own
+    /// (the caller serializes moves and closes of one handle). False if it stayed.
+    func move(_ handle: IOHandle, token: UInt64, toWorker index: Int) -> Bool {
+        guard index < workerBackends.count else { return false }
+        backend.deregister(fd: handle.fd)
+        // Edge-triggered ADD reports the current readiness at once: nothing is missed
+        // between the two calls (the tickets make an extra event harmless).
+        do {
+            try workerBackends[index].register(fd: handle.fd, token: token)
+            return true
+        } catch {
+            try? backend.register(fd: handle.fd, token: token)
+            return false
+        }
     }
 
     // MARK: registrations
@@ -69,8 +128,8 @@ final class Reactor: Sendable {
 
     /// Stops watching `handle`'s descriptor (before it is closed); late events for its
     /// token are dropped from now on.
-    func deregister(_ handle: IOHandle, token: UInt64) {
-        backend.deregister(fd: handle.fd)
+    func deregister(_ handle: IOHandle, token: UInt64, worker: Int = -1) {
+        if worker >= 0 { workerBackends[worker].deregister(fd: handle.fd) } else { backend.deregister(fd: handle.fd) }
         release(token: token)
     }
 
@@ -99,11 +158,38 @@ final class Reactor: Sendable {
     func releaseDriver() { driver.store(false, ordering: .releasing) }
 
     /// The driver only: waits up to `timeoutNanos` (nil: forever) and delivers the events.
-    /// Returns how many registrations were told.
+    /// `worker`: the polling worker, which then also polls its own backend if that has
+    /// events. Returns how many registrations were told.
     @discardableResult
-    func poll(timeoutNanos: Int64?) -> Int {
+    func poll(timeoutNanos: Int64?, worker: Int? = nil) -> Int {
+        var ownReady = false
+        var others: [Int] = []
+        let n = deliver(from: backend, timeoutNanos: timeoutNanos) { nested in
+            if nested == worker { ownReady = true } else { others.append(nested) }
+        }
+        // Another worker's backend has events: it polls them itself, but it may be about
+        // to block in this shared backend, where the edge we just consumed no longer shows.
+        for k in others {
+            if let p = parkers.withLock({ k < $0.count ? $0[k].parker : nil }) { p.nudgeForOwnEvents() }
+        }
+        if ownReady, let worker { return n + pollWorker(worker, timeoutNanos: 0) }
+        return n
+    }
+
+    /// Worker `index`'s own thread only: waits up to `timeoutNanos` on that worker's
+    /// backend and delivers its events.
+    @discardableResult
+    func pollWorker(_ index: Int, timeoutNanos: Int64?) -> Int {
+        deliver(from: workerBackends[index], timeoutNanos: timeoutNanos) { _ in }
+    }
+
+    private func deliver(from b: any ReactorBackend, timeoutNanos: Int64?, nested: (Int) -> Void) -> Int {
         var batch: [(UInt64, Readiness)] = []
-        backend.poll(timeoutNanos: timeoutNanos) { token, r in batch.append((token, r)) }
+        b.poll(timeoutNanos: timeoutNanos) { token, r in
+            // Slot 0: a worker's own backend, nested (token = worker + 1). Its worker polls
+            // it; whoever else sees it ignores it.
+            if token >> Reactor.generationBits == 0 { nested(Int(token) - 1) } else { batch.append((token, r)) }
+        }
         if batch.isEmpty { return 0 }
         let handles: [(IOHandle, Readiness)] = slab.withLock { s in
             var out: [(IOHandle, Readiness)] = []
@@ -124,10 +210,10 @@ final class Reactor: Sendable {
     /// A busy worker's look at the reactor (no waiting), if nobody is polling.
     /// Returns how many registrations were told.
     @inline(__always) @discardableResult
-    func pollIfFree() -> Int {
+    func pollIfFree(worker: Int? = nil) -> Int {
         guard tryAcquireDriver() else { return 0 }
         defer { releaseDriver() }
-        return poll(timeoutNanos: 0)
+        return poll(timeoutNanos: 0, worker: worker)
     }
 
     // MARK: shutdown
@@ -142,5 +228,8 @@ final class Reactor: Sendable {
         for h in all { h.failWaiters(.runtimeShutDown) }
     }
 
-    deinit { backend.close() }
+    deinit {
+        backend.close()
+        for b in workerBackends { b.close() }
+    }
 }

@@ -133,7 +133,9 @@ public final class Runtime: @unchecked Sendable {
         self.fiberStackSize = FiberStack.usableSize(for: config.fiberStackSize)
         self.idle = Idle(workerCount: n)
         do {
-            self.reactor = Reactor(backend: try EpollBackend())
+            // Multi-thread: one backend per worker too, for descriptors its fibers wait on.
+            let own = config.flavor == .multiThread ? try (0..<n).map { _ throws(SysError) in try EpollBackend() } : []
+            self.reactor = try Reactor(backend: try EpollBackend(), workerBackends: own)
         } catch {
             throw .reactorUnavailable(error)
         }

@@ -73,6 +73,12 @@ final class Worker: @unchecked Sendable {
     let stolenJobs = Atomic<Int>(0)
     /// Started fibers of this worker resumed from another thread (pushRemoteFiber).
     let remoteFiberResumes = Atomic<Int>(0)
+    /// Descriptors registered with this worker's own backend (IOHandle.adopt adds, their
+    /// close removes). While non-zero the worker polls that backend too, and parks in it.
+    let ownRegistrations = Atomic<Int>(0)
+
+    @inline(__always)
+    var hasOwnRegistrations: Bool { ownRegistrations.load(ordering: .relaxed) > 0 }
 
     // owner only. @exclusivity(unchecked) on the hot owner-only fields: only this worker's
     // thread touches them (see Ownership), and the dynamic checks cost ~15% of a fiber
@@ -110,7 +116,8 @@ final class Worker: @unchecked Sendable {
         self.index = index
         self.runtime = runtime
         self.queue = LocalQueue(capacity: queueCapacity)
-        self.parker = Parker(reactor: runtime.reactor)
+        self.parker = Parker(reactor: runtime.reactor, worker: index)
+        runtime.reactor.attach(parker, worker: index)
         self.rng = 0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)
         self.isCurrentThreadFlavor = runtime.configuration.flavor == .currentThread
     }
@@ -190,7 +197,8 @@ final class Worker: @unchecked Sendable {
             // socket this worker just wrote to is usually ready by now, and its waiter then
             // resumes here, with no other thread woken (see park: only the last worker
             // awake blocks in the reactor).
-            if runtime.reactor.pollIfFree() > 0 { continue }
+            if runtime.reactor.pollIfFree(worker: index) > 0 { continue }
+            if hasOwnRegistrations && runtime.reactor.pollWorker(index, timeoutNanos: 0) > 0 { continue }
             if let r = search() { execute(r); continue }
             if done() { break }
             park(deadline: deadline, done: done)
@@ -225,7 +233,8 @@ final class Worker: @unchecked Sendable {
         if tick % Tuning.globalQueueInterval == 0 {
             if runtime.isDraining && !fibersCancelledForDrain { cancelLiveFibersForShutdown() }
             // A busy worker still delivers I/O events (no wait) when nobody polls.
-            runtime.reactor.pollIfFree()
+            runtime.reactor.pollIfFree(worker: index)
+            if hasOwnRegistrations { runtime.reactor.pollWorker(index, timeoutNanos: 0) }
             _ = fireTimers(now: Sys.nowNanos())
             if let r = runtime.inject.pop() { return r }
         }
@@ -357,13 +366,20 @@ final class Worker: @unchecked Sendable {
             // in the reactor, 0.8× with one). Tokio and Go let any idle worker block there.
             let polled: Bool
             if unparkedAfter == 0 {
-                polled = parker.parkPolling(timeoutNanos: timeout)
+                polled = parker.parkPolling(timeoutNanos: timeout, ownEvents: hasOwnRegistrations)
+            } else if hasOwnRegistrations {
+                // Our fibers wait on descriptors only we poll: wait for them here, so
+                // their events wake this thread directly (not the shared poller, which
+                // would hand them over with a second wake-up).
+                polled = parker.parkInWorkerReactor(timeoutNanos: timeout)
             } else {
                 parker.park(timeoutNanos: timeout)
                 polled = false
             }
             if keeperTimeout != nil { runtime.timers.releaseKeeper(index) }
             if runtime.isStopped { return }
+            // Woken (maybe nudged): events of our own backend may be waiting for us only.
+            if hasOwnRegistrations { runtime.reactor.pollWorker(index, timeoutNanos: 0) }
             let fired = fireTimers(now: Sys.nowNanos())
             if !idle.isParked(index) {
                 // A notifier popped us and counted us as searching.
