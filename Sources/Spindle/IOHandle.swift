@@ -46,9 +46,9 @@ final class IOHandle: @unchecked Sendable {
     let state = Lock(State())
     let readEvents = Atomic<UInt64>(0)
     let writeEvents = Atomic<UInt64>(0)
-    /// The ticket at which a direction was last seen drained (IOOperation), or .max.
+    /// The read ticket at which the socket was last seen drained (IOOperation), or .max.
+    /// Only reads are judged drained: a short write is retried at once.
     private let readDrained = Atomic<UInt64>(.max)
-    private let writeDrained = Atomic<UInt64>(.max)
     /// Set (before the counters move) by the first event that reports the peer closed or
     /// an error: from then on a short read no longer means "nothing more", since the end
     /// of the stream (or the error) is still to be read and no further event will say so.
@@ -115,9 +115,9 @@ final class IOHandle: @unchecked Sendable {
     /// A fiber is about to wait on this descriptor: if the shared backend watches it, move
     /// it to the fiber's worker's own backend. A fiber never leaves its worker, so its
     /// events then wake that worker directly instead of whichever worker polls the shared
-    /// backend (which would hand the fiber over with a second thread wake-up: measured
-    /// 1.36x the threads round trip with two workers). Later waiters of any kind still get
-    /// its events, from that worker.
+    /// backend, which would hand the fiber over with a second thread wake-up (a fiber echo
+    /// server at 1000 connections: 0.46 such hand-overs per event before, 0.002 after).
+    /// Later waiters of any kind still get its events, from that worker.
     @inline(__always)
     private func adoptIfFiber() {
         if owner.load(ordering: .relaxed) >= 0 || reactor.workerBackends.isEmpty { return }
@@ -141,13 +141,13 @@ final class IOHandle: @unchecked Sendable {
     @inline(__always)
     func drainedAt(_ d: IODirection) -> UInt64 {
         // After `ticket(d)` (acquiring): a hang-up counted by that ticket is visible here.
-        if hungUp.load(ordering: .relaxed) { return .max }
-        return d == .read ? readDrained.load(ordering: .relaxed) : writeDrained.load(ordering: .relaxed)
+        if d == .write || hungUp.load(ordering: .relaxed) { return .max }
+        return readDrained.load(ordering: .relaxed)
     }
 
     @inline(__always)
     func markDrained(_ d: IODirection, at ticket: UInt64) {
-        if d == .read { readDrained.store(ticket, ordering: .relaxed) } else { writeDrained.store(ticket, ordering: .relaxed) }
+        if d == .read { readDrained.store(ticket, ordering: .relaxed) }
     }
 
     /// The reactor says readiness changed: bump the counters and wake the waiters.

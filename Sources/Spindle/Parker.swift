@@ -4,10 +4,11 @@
 // States of the word: EMPTY (0), PARKED (1, the owner is, or is about to be, asleep on
 // the futex), NOTIFIED (2, an unpark arrived), IN_REACTOR (3, the owner is, or is about
 // to be, polling the reactor: an unpark then wakes the reactor's backend instead, and a
-// wake that lands before the poll begins makes that poll return at once), IN_WORKER_REACTOR
-// (4, the same with the worker's own backend, Reactor.swift). An unpark is never lost: it leaves NOTIFIED behind and
-// the next park returns at once. A park may also return spuriously or on timeout; callers
-// always re-check their own condition, so the parker only promises "no lost wake-up".
+// wake that lands before the poll begins makes that poll return at once),
+// IN_WORKER_REACTOR (4, the same with the worker's own backend, Reactor.swift). An unpark
+// is never lost: it leaves NOTIFIED behind and the next park returns at once. A park may
+// also return spuriously or on timeout; callers always re-check their own condition, so
+// the parker only promises "no lost wake-up".
 // Only the owning thread parks; any thread may unpark.
 import CSpindle
 
