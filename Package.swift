@@ -22,7 +22,6 @@ let package = Package(
             dependencies: [
                 "CSpindle",
                 .product(name: "DequeModule", package: "swift-collections"),
-                .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
         // C loops for the benchmarks (bare context switch, thread ping-pong).
