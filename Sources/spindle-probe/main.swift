@@ -6,6 +6,7 @@
 import Spindle
 import CSpindle
 import Glibc
+import Synchronization
 
 /// Recurses until the stack runs out.
 @inline(never) nonisolated func overflowingRecursion(_ n: Int) -> Int {
@@ -40,6 +41,78 @@ func onGlobalWorker() -> Bool {
 actor Counter {
     var value = 0
     func bump() -> Bool { value += 1; return onGlobalWorker() }
+}
+
+/// A flag shared between tasks.
+final class ProbeFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+}
+
+/// Spins without suspending until `flag` is set; false if 10 s passed first (a stall).
+func spin(until flag: ProbeFlag) -> Bool {
+    let giveUp = ContinuousClock.now + .seconds(10)
+    while !flag.isSet {
+        if ContinuousClock.now > giveUp { return false }
+    }
+    return true
+}
+
+/// Waits (spinning on the main thread, not a worker) until every worker of the global
+/// runtime is parked.
+func waitUntilIdle() {
+    let rt = Runtime.global!
+    let giveUp = ContinuousClock.now + .seconds(10)
+    while rt.statistics.parkedWorkers != rt.workerCount && ContinuousClock.now < giveUp {}
+}
+
+/// Two `Task.sleep`s: the first wakes on the worker that kept the timers and spins there;
+/// the second's deadline must still be kept by the other worker.
+@MainActor func secondSleepEndsWhileFirstSpins() async -> Bool {
+    let done = ProbeFlag()
+    let spinner = Task.detached { () async -> Bool in
+        try? await Task.sleep(for: .milliseconds(100))
+        return spin(until: done)
+    }
+    Task.detached {
+        try? await Task.sleep(for: .milliseconds(200))
+        done.set()
+    }
+    // Both asleep and both workers parked before the first deadline: one of them keeps
+    // the timers, the other sleeps without a timeout.
+    waitUntilIdle()
+    return await spinner.value
+}
+
+final class ContinuationSlot: Sendable {
+    private let slot = Mutex<CheckedContinuation<Void, Never>?>(nil)
+    func store(_ c: CheckedContinuation<Void, Never>) { slot.withLock { $0 = c } }
+    func take() -> CheckedContinuation<Void, Never>? { slot.withLock { $0.take() } }
+}
+
+/// A plain `Task {}` resumed by a task that then spins must run on the other worker.
+@MainActor func resumedTaskRunsWhileItsWakerSpins() async -> Bool {
+    let done = ProbeFlag()
+    let ready = ProbeFlag()
+    let slot = ContinuationSlot()
+    Task.detached {
+        await withCheckedContinuation { c in
+            slot.store(c)
+            ready.set()
+        }
+        done.set()
+    }
+    while !ready.isSet { sched_yield() }
+    waitUntilIdle()
+    return await Task.detached { () async -> Bool in
+        // Resume it (into this worker's run-next slot) once the other worker has parked.
+        let rt = Runtime.global!
+        let giveUp = ContinuousClock.now + .seconds(10)
+        while rt.statistics.parkedWorkers != rt.workerCount - 1 && ContinuousClock.now < giveUp {}
+        slot.take()?.resume()
+        return spin(until: done)
+    }.value
 }
 
 switch scenario {
@@ -128,6 +201,17 @@ case "plain-thread-wait":
         return Runtime.current == nil ? 7 : -1
     }
     check("wait-on-default-executor", v == 7)
+    print("done")
+
+case "global-liveness":
+    // Spindle as Swift's global executor with two workers: Task.sleep deadlines and woken
+    // tasks are served by the idle worker while the other stays inside one job.
+    let config = Runtime.Configuration(flavor: .multiThread, workerCount: 2)
+    _ = try Runtime.main(configuration: config) { () async -> Int in
+        check("task-sleep-while-spinning", await secondSleepEndsWhileFirstSpins())
+        check("resumed-task-while-waker-spins", await resumedTaskRunsWhileItsWakerSpins())
+        return 0
+    }
     print("done")
 
 default:

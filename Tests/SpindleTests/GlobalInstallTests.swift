@@ -58,6 +58,15 @@ func runProbe(_ scenario: String) throws -> ProbeResult {
         #expect(r.stdout.hasSuffix("done\n"))
     }
 
+    /// LivenessTests' rules with Spindle as Swift's global executor, where `Task.sleep`
+    /// and plain `Task {}` go through Spindle's own timers and queues.
+    @Test func globalRuntimeServesSleepsAndWokenTasksWhileAWorkerSpins() throws {
+        let r = try runProbe("global-liveness")
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.check("task-sleep-while-spinning") == true, "\(r.stdout)")
+        #expect(r.check("resumed-task-while-waker-spins") == true, "\(r.stdout)")
+    }
+
     @Test func mainRethrows() throws {
         let r = try runProbe("global-throws")
         #expect(r.status == 0)

@@ -229,7 +229,7 @@ private func value(_ r: Runnable) -> Int { Int(r.bits >> 4) }
 
     @Test func keeperProtocol() {
         // 1 ns ticks, times below 64 ns: level 0 of the wheel, so wake-ups are exact.
-        let t = Timers(tickShift: 0)
+        let t = TimerKeeper(tickShift: 0)
         #expect(t.claimKeeper(0, now: 0) == nil) // nothing armed: sleep without timeout
         guard case .noKeeper = t.insert(deadline: 40, item: item(1), now: 0).0 else { Issue.record("expected noKeeper"); return }
         #expect(t.claimKeeper(0, now: 10) == 30)

@@ -79,7 +79,7 @@ enum Trace {
         for i in 0..<(20_000 / testScale) {
             let c = Completion<Int>()
             Task(executorPreference: rt) { c.finish(.success(i)) }
-            if !c.signal.wait(deadline: Sys.nowNanos() + 5_000_000_000) { missed += 1; break }
+            if !c.done.wait(deadline: Sys.nowNanos() + 5_000_000_000) { missed += 1; break }
             if i % 7 == 0 { usleep(50) } // let the workers reach their park
         }
         #expect(missed == 0)

@@ -20,7 +20,6 @@ final class EpollBackend: ReactorBackend, @unchecked Sendable {
     let epfd: Int32
     let wakeFD: Int32
     private let events: UnsafeMutablePointer<epoll_event>
-    private static let capacity = 256
 
     init() throws(SysError) {
         let ep = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -34,7 +33,7 @@ final class EpollBackend: ReactorBackend, @unchecked Sendable {
         epfd = ep
         wakeFD = ev
         // SAFETY: a private buffer, freed in close().
-        events = .allocate(capacity: EpollBackend.capacity)
+        events = .allocate(capacity: Tuning.epollBatch)
         if spindle_epoll_ctl(ep, EPOLL_CTL_ADD, ev, EPOLLIN.rawValue | EPOLLET.rawValue, ReactorToken.wake) != 0 {
             let e = spindle_errno()
             Glibc.close(ep)
@@ -55,7 +54,7 @@ final class EpollBackend: ReactorBackend, @unchecked Sendable {
     }
 
     func poll(timeoutNanos: Int64?, _ body: (UInt64, Readiness) -> Void) {
-        let n = spindle_epoll_wait(epfd, events, Int32(EpollBackend.capacity), timeoutNanos ?? -1)
+        let n = spindle_epoll_wait(epfd, events, Int32(Tuning.epollBatch), timeoutNanos ?? -1)
         if n < 0 {
             let e = spindle_errno()
             if e == EINTR { return }

@@ -1,19 +1,17 @@
 // Reactor: readiness events from the kernel to the coroutines waiting for them, inside
 // the workers themselves.
 //
-// There is no I/O thread. A worker with nothing to run parks *in the reactor* if the
-// driver token is free (one worker at a time polls; the others park on their futex, as
-// Tokio's workers do), so an event resumes its waiter on the polling worker: a task's
-// continuation is enqueued on that worker's own run-next slot, with no thread hop. Busy
-// workers also poll without waiting every `Tuning.globalQueueInterval` ticks, so events
-// are seen while every worker is busy.
+// There is no I/O thread. One thread at a time holds the polling token and polls the
+// shared backend (a parked worker blocked in it, or a worker taking a quick look), so an
+// event resumes its waiter on the polling worker: a task's continuation is enqueued on that
+// worker's own run-next slot, with no thread hop.
 //
 // Registrations live in a slab; an event carries (slot << 24 | generation), and an event
 // whose generation no longer matches its slot (the descriptor was closed, maybe reused) is
 // dropped. The slab is guarded by its lock; lookups for one poll's events take it once.
 //
-// Waking a worker parked in the reactor goes through its Parker (state "in reactor"),
-// which calls `wake()` on the backend: the two never miss each other (Parker.swift).
+// Who polls, who blocks here and how a blocked worker is woken is the Driver's business
+// (Driver.swift); the reactor only delivers what one poll returns.
 //
 // Fibers never move, so an event for a fiber polled by another worker had to be handed
 // over with a second thread wake-up (~half the events of a fiber echo server). So each
@@ -35,15 +33,6 @@ final class Reactor: Sendable {
     /// which no registration uses), so the worker blocked in the shared reactor also sees
     /// its own. Empty for test reactors and the current-thread flavour. Set once in init.
     let workerBackends: [EpollBackend]
-    /// guarded by lock. The workers' parkers, by index (attached as workers are made): a
-    /// poller that sees another worker's backend ready nudges that worker.
-    /// Weak: each Parker holds its reactor.
-    private let parkers = Lock<[WeakParker]>([])
-    private struct WeakParker: @unchecked Sendable {
-        // SAFETY (@unchecked Sendable): only read and written under the `parkers` lock;
-        // Parker itself is thread-safe.
-        weak var parker: Parker?
-    }
     /// Held by the one thread polling. Taken with an exchange, released with a store.
     private let driver = Atomic<Bool>(false)
 
@@ -73,13 +62,6 @@ final class Reactor: Sendable {
         self.workerBackends = workerBackends
         for (i, b) in workerBackends.enumerated() {
             try backend.register(fd: b.epfd, token: UInt64(i + 1))
-        }
-    }
-
-    func attach(_ parker: Parker, worker: Int) {
-        parkers.withLock { p in
-            while p.count <= worker { p.append(WeakParker()) }
-            p[worker] = WeakParker(parker: parker)
         }
     }
 
@@ -157,20 +139,17 @@ final class Reactor: Sendable {
     @inline(__always)
     func releaseDriver() { driver.store(false, ordering: .releasing) }
 
-    /// The driver only: waits up to `timeoutNanos` (nil: forever) and delivers the events.
-    /// `worker`: the polling worker, which then also polls its own backend if that has
-    /// events. Returns how many registrations were told.
+    /// The token holder only: waits up to `timeoutNanos` (nil: forever) and delivers the
+    /// events. `worker`: the polling worker, which then also polls its own backend if that
+    /// has events. `othersReady` is called with each other worker whose own backend has
+    /// events: that worker polls them itself, but may be about to block in this shared
+    /// backend, where the edge just consumed no longer shows (the Driver nudges it).
+    /// Returns how many registrations were told.
     @discardableResult
-    func poll(timeoutNanos: Int64?, worker: Int? = nil) -> Int {
+    func poll(timeoutNanos: Int64?, worker: Int? = nil, othersReady: (Int) -> Void = { _ in }) -> Int {
         var ownReady = false
-        var others: [Int] = []
         let n = deliver(from: backend, timeoutNanos: timeoutNanos) { nested in
-            if nested == worker { ownReady = true } else { others.append(nested) }
-        }
-        // Another worker's backend has events: it polls them itself, but it may be about
-        // to block in this shared backend, where the edge we just consumed no longer shows.
-        for k in others {
-            if let p = parkers.withLock({ k < $0.count ? $0[k].parker : nil }) { p.nudgeForOwnEvents() }
+            if nested == worker { ownReady = true } else { othersReady(nested) }
         }
         if ownReady, let worker { return n + pollWorker(worker, timeoutNanos: 0) }
         return n
@@ -207,14 +186,18 @@ final class Reactor: Sendable {
         return handles.count
     }
 
-    /// A busy worker's look at the reactor (no waiting), if nobody is polling.
+    /// A look at the reactor (no waiting), if nobody holds the token.
     /// Returns how many registrations were told.
     @inline(__always) @discardableResult
-    func pollIfFree(worker: Int? = nil) -> Int {
+    func pollIfFree(worker: Int? = nil, othersReady: (Int) -> Void = { _ in }) -> Int {
         guard tryAcquireDriver() else { return 0 }
         defer { releaseDriver() }
-        return poll(timeoutNanos: 0, worker: worker)
+        return poll(timeoutNanos: 0, worker: worker, othersReady: othersReady)
     }
+
+    /// True while some thread holds the polling token (blocked in the shared backend, or
+    /// taking a quick look).
+    var isDriverHeld: Bool { driver.load(ordering: .relaxed) }
 
     // MARK: shutdown
 

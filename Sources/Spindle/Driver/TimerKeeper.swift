@@ -1,4 +1,4 @@
-// Timers: the scheduler's side of the timer store: who sleeps with a timeout.
+// TimerKeeper: the scheduler's side of the timer store (Time/): who sleeps with a timeout.
 //
 // At most one parked worker, the *keeper*, sleeps with a timeout equal to the earliest
 // deadline; every other parked worker sleeps without one, so an idle runtime with a timer
@@ -10,7 +10,7 @@
 // keeper sleeps until); the waking is done by the caller after unlocking.
 import Synchronization
 
-final class Timers: Sendable {
+final class TimerKeeper: Sendable {
     private struct State {
         var store: WheelTimerStore
         /// The parked worker sleeping until `keeperDeadline`, if any.
@@ -24,6 +24,14 @@ final class Timers: Sendable {
     private let state: Lock<State>
     /// Earliest deadline (Int64.max if none); written under the lock, read as a hint.
     private let earliest = Atomic<Int64>(.max)
+    /// The keeper's index, -1 if none; written under the lock, read as a hint (the Driver
+    /// prefers waking other workers for new work, so the keeper keeps sleeping).
+    private let keeperHint = Atomic<Int>(-1)
+
+    var keeperIndex: Int? {
+        let k = keeperHint.load(ordering: .relaxed)
+        return k < 0 ? nil : k
+    }
 
     enum InsertAction {
         case none
@@ -78,6 +86,7 @@ final class Timers: Sendable {
             if let k = s.keeper, k != index { return nil }
             s.keeper = index
             s.keeperDeadline = d
+            keeperHint.store(index, ordering: .relaxed)
             return max(0, d - now)
         }
     }
@@ -85,7 +94,11 @@ final class Timers: Sendable {
     /// The keeper woke; the role is free again.
     func releaseKeeper(_ index: Int) {
         state.withLock { s in
-            if s.keeper == index { s.keeper = nil; s.keeperDeadline = .max }
+            if s.keeper == index {
+                s.keeper = nil
+                s.keeperDeadline = .max
+                keeperHint.store(-1, ordering: .relaxed)
+            }
         }
     }
 

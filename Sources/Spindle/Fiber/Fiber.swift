@@ -296,7 +296,7 @@ public enum Fiber {
         Task(executorPreference: runtime) {
             do { completion.finish(.success(try await operation())) } catch { completion.finish(.failure(error)) }
         }
-        completion.signal.wait()
+        completion.done.wait()
         return try completion.take()
     }
 }

@@ -29,7 +29,7 @@ struct FiberStack: @unchecked Sendable {
 
     static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
     /// Bytes of guard below every stack.
-    static let guardSize = 4 * pageSize
+    static let guardSize = Tuning.fiberGuardPages * pageSize
     /// Linux's MADV_GUARD_INSTALL; not in Debian 12's headers.
     static let madvGuardInstall: Int32 = 102
 

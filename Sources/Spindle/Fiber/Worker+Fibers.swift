@@ -21,12 +21,6 @@ import CSpindle
 import Glibc
 #endif
 
-extension Tuning {
-    /// Default-size stacks each worker keeps for reuse. 128 × 64 KiB = 8 MiB of address
-    /// space per worker; resident memory is what those stacks' fibers touched.
-    static let fiberStackPoolLimit = 128
-}
-
 /// Bytes reserved at the top of every fiber stack for its context (cache-line rounded).
 let fiberContextReserve = (MemoryLayout<spindle_fiber_context>.size + 63) & ~63
 
@@ -40,7 +34,7 @@ extension Worker {
             q.append(r)
             remoteFiberCount.store(q.count, ordering: .releasing)
         }
-        parker.unpark()
+        runtime.driver.unpark(index)
     }
 
     /// Owner: the next ready fiber, taking in the remote list when the local one is empty.
@@ -90,7 +84,7 @@ extension Worker {
     @inline(__always)
     func directSuccessor() -> UnsafeMutablePointer<spindle_fiber_context>? {
         tick &+= 1
-        progress.store(tick, ordering: .relaxed)
+        activity.store(tick << 1 | 1, ordering: .relaxed)
         if tick % Tuning.globalQueueInterval == 0 { return nil }
         if runNextSlot.load(ordering: .relaxed) != 0 || !queue.isEmpty || !runtime.inject.isEmpty { return nil }
         guard let r = popReadyFiber() else { return nil }

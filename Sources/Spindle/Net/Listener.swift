@@ -17,9 +17,6 @@ final class ListenerCore: Sendable {
     let address: SocketAddress
     let backoffs = Atomic<Int>(0)
 
-    static let firstBackoff: Duration = .milliseconds(5)
-    static let maxBackoff: Duration = .seconds(1)
-
     init(address: SocketAddress, backlog: Int, reuseAddress: Bool, reusePort: Bool, runtime: Runtime) throws(SocketError) {
         let fd: Int32
         do { fd = try Sys.socket(family: address.family, type: spindle_sock_stream_type) } catch { throw SocketError(error, address: address) }
@@ -45,27 +42,27 @@ final class ListenerCore: Sendable {
     }
 
     func accept() async throws -> (Int32, SocketAddress?) {
-        var backoff = ListenerCore.firstBackoff
+        var backoff = Tuning.acceptFirstBackoff
         while true {
             do {
                 return try await io.perform(.read, address: address) { fd throws(SysError) in try ListenerCore.attempt(fd) }
             } catch SocketError.tooManyOpenFiles {
                 backoffs.add(1, ordering: .relaxed)
                 try await sleep(for: backoff)
-                backoff = min(backoff * 2, ListenerCore.maxBackoff)
+                backoff = min(backoff * 2, Tuning.acceptMaxBackoff)
             }
         }
     }
 
     func acceptBlocking() throws -> (Int32, SocketAddress?) {
-        var backoff = ListenerCore.firstBackoff
+        var backoff = Tuning.acceptFirstBackoff
         while true {
             do {
                 return try io.performBlocking("accept()", .read, address: address) { fd throws(SysError) in try ListenerCore.attempt(fd) }
             } catch SocketError.tooManyOpenFiles {
                 backoffs.add(1, ordering: .relaxed)
                 try sleep(for: backoff)
-                backoff = min(backoff * 2, ListenerCore.maxBackoff)
+                backoff = min(backoff * 2, Tuning.acceptMaxBackoff)
             }
         }
     }

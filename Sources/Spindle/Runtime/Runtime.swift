@@ -85,23 +85,28 @@ public final class Runtime: @unchecked Sendable {
     private(set) var workers: [Worker] = []
     let inject = InjectQueue()
     let idle: Idle
-    let timers = Timers()
+    let timers = TimerKeeper()
     /// Readiness events for sockets and signals, polled by parked workers (Reactor.swift).
     let reactor: Reactor
+    /// Where idle workers wait, and how they are woken (Driver.swift).
+    let driver: Driver
+    /// Hands work stuck behind a long job to an idle worker; nil with fewer than two
+    /// workers (nobody to hand it to).
+    let monitor: Monitor?
     let blocking: BlockingPool
     /// Lifecycle raw value (Scheduler.swift).
     let lifecycle = Atomic<Int>(Lifecycle.running.rawValue)
     /// Fired when the runtime reaches `stopped`.
-    let stopSignal = Signal()
+    let stoppedLatch = Latch()
     /// Fired when the last worker thread has left its loop (multi-thread flavour).
-    let threadsExited = Signal()
+    let threadsExited = Latch()
     private let liveThreads = Atomic<Int>(0)
     /// Jobs handed to the fallback executor after stop (observable for tests and tracing).
     let orphanCount = Atomic<Int>(0)
     /// Set once this runtime keeps itself alive for its forwarded jobs (Scheduler.swift).
     let immortal = Atomic<Bool>(false)
-    /// Current-thread flavour: one driver at a time.
-    private let driver = DriverLock()
+    /// Current-thread flavour: one thread at a time drives the worker loop.
+    private let turn = TurnLock()
     /// Fibers spawned and not yet ended (Worker+Fibers.swift).
     let liveFiberCount = Atomic<Int>(0)
     /// The default fiber stack's usable size, rounded (Configuration.fiberStackSize).
@@ -139,6 +144,8 @@ public final class Runtime: @unchecked Sendable {
         } catch {
             throw .reactorUnavailable(error)
         }
+        self.driver = Driver(reactor: reactor, timers: timers, idle: idle, workerCount: n)
+        self.monitor = config.flavor == .multiThread && n >= 2 ? Monitor() : nil
         self.blocking = BlockingPool(name: config.name, limit: config.blockingThreadLimit, keepAlive: config.blockingKeepAlive)
         workers = (0..<n).map { Worker(index: $0, runtime: self, queueCapacity: cap) }
         if config.flavor == .multiThread {
@@ -152,6 +159,15 @@ public final class Runtime: @unchecked Sendable {
     }
 
     private func startThreads() throws(RuntimeError) {
+        if let monitor {
+            // Not counted in liveThreads: it exits on stop, holding the runtime until then.
+            do {
+                try OSThread.spawn(name: "\(configuration.name)-mon") { [self] in monitor.run(self) }
+            } catch {
+                stop()
+                throw .threadSpawnFailed(error)
+            }
+        }
         liveThreads.store(workers.count, ordering: .relaxed)
         for w in workers {
             do {
@@ -161,14 +177,14 @@ public final class Runtime: @unchecked Sendable {
                     _ = spindle_set_timer_slack(Tuning.timerSlackNanos)
                     w.run(until: { false })
                     if liveThreads.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
-                        threadsExited.signal()
+                        threadsExited.open()
                     }
                 }
             } catch {
                 // Stop what did start; those threads exit at once.
                 let missing = workers.count - w.index
                 if liveThreads.subtract(missing, ordering: .acquiringAndReleasing).newValue == 0 {
-                    threadsExited.signal()
+                    threadsExited.open()
                 }
                 stop()
                 throw .threadSpawnFailed(error)
@@ -204,6 +220,11 @@ public final class Runtime: @unchecked Sendable {
         /// Fibers resumed from a thread other than their own worker (a fiber never moves,
         /// so its wake-up crosses threads): also thread hops.
         public var remoteFiberResumes: Int
+        /// Times the monitor woke an idle worker because work (an event, a due timer, a
+        /// woken job) waited behind a worker that stayed inside one job (Driver.swift).
+        public var stallRescues: Int
+        /// Workers parked right now (not a counter): `workerCount` when the runtime is idle.
+        public var parkedWorkers: Int
     }
 
     /// The counters so far (each read on its own; not a consistent snapshot).
@@ -211,7 +232,9 @@ public final class Runtime: @unchecked Sendable {
         Statistics(
             ioEvents: reactor.eventsDelivered.load(ordering: .relaxed),
             stolenJobs: workers.reduce(0) { $0 + $1.stolenJobs.load(ordering: .relaxed) },
-            remoteFiberResumes: workers.reduce(0) { $0 + $1.remoteFiberResumes.load(ordering: .relaxed) })
+            remoteFiberResumes: workers.reduce(0) { $0 + $1.remoteFiberResumes.load(ordering: .relaxed) },
+            stallRescues: monitor?.rescues.load(ordering: .relaxed) ?? 0,
+            parkedWorkers: workers.count - idle.unparkedCount)
     }
 
     // MARK: run
@@ -235,16 +258,16 @@ public final class Runtime: @unchecked Sendable {
         }
         switch configuration.flavor {
         case .multiThread:
-            completion.signal.wait()
+            completion.done.wait()
         case .currentThread:
             while !completion.isDone {
-                driver.acquire()
+                turn.acquire()
                 workers[0].run(until: { completion.isDone })
-                driver.release()
+                turn.release()
                 if !completion.isDone && isStopped {
                     // The runtime stopped under us; its jobs went to the fallback, where
                     // the body finishes.
-                    completion.signal.wait()
+                    completion.done.wait()
                 }
             }
         }
@@ -286,24 +309,24 @@ public final class Runtime: @unchecked Sendable {
         }
         _ = lifecycle.compareExchange(expected: Lifecycle.running.rawValue, desired: Lifecycle.draining.rawValue, ordering: .acquiringAndReleasing)
         // Every worker must see the drain start, to cancel its fibers (Worker.park).
-        for w in workers { w.parker.unpark() }
+        for w in workers { driver.unpark(w.index) }
         if let w = Worker.current, w.runtime === self { return false }
         switch configuration.flavor {
         case .multiThread:
             tryFinishDrain()
-            if !stopSignal.wait(deadline: deadline) {
+            if !stoppedLatch.wait(deadline: deadline) {
                 stop()
                 return false
             }
             threadsExited.wait()
         case .currentThread:
-            driver.acquire()
+            turn.acquire()
             if !isStopped {
                 workers[0].run(until: { false }, deadline: deadline)
             }
             let clean = isStopped
             stop()
-            driver.release()
+            turn.release()
             if !clean { return false }
         }
         blocking.shutdown()
@@ -327,60 +350,5 @@ public final class Runtime: @unchecked Sendable {
                 cont.resume(throwing: error)
             }
         }
-    }
-}
-
-/// The result slot of `Runtime.run`.
-final class Completion<T: Sendable>: Sendable {
-    private let result = Lock<Result<T, any Error>?>(nil)
-    let signal = Signal()
-
-    var isDone: Bool { signal.isFired }
-
-    func finish(_ r: Result<T, any Error>) {
-        result.withLock { $0 = r }
-        signal.signal()
-    }
-
-    func take() throws -> T {
-        try result.withLock { $0! }.get()
-    }
-}
-
-/// A lock for the current-thread driver role; waiters sleep, FIFO-ish.
-final class DriverLock: Sendable {
-    private struct State { var held = false; var waiters: [Parker] = [] }
-    private let state = Lock(State())
-
-    func acquire() {
-        let me = Parker()
-        while true {
-            let got = state.withLock { s -> Bool in
-                if !s.held { s.held = true; return true }
-                s.waiters.append(me)
-                return false
-            }
-            if got { return }
-            me.park()
-            state.withLock { s in s.waiters.removeAll { $0 === me } }
-        }
-    }
-
-    func release() {
-        let next = state.withLock { s -> Parker? in
-            s.held = false
-            return s.waiters.first
-        }
-        next?.unpark()
-    }
-}
-
-extension Duration {
-    /// Nanoseconds, clamped to Int64's range (negative durations become 0).
-    var nanosecondsClamped: Int64 {
-        let (s, atto) = components
-        if s < 0 { return 0 }
-        if s >= Int64.max / 1_000_000_000 { return .max }
-        return s * 1_000_000_000 + atto / 1_000_000_000
     }
 }

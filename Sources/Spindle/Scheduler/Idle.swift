@@ -56,11 +56,17 @@ final class Idle: Sendable {
     }
 
     /// Rule 1. Returns the worker to unpark, already counted as unparked and searching.
-    func workerToNotify() -> Int? {
+    /// Prefers a worker other than `avoiding` and `alsoAvoiding` (the Driver passes the
+    /// worker blocked in the reactor and the timer keeper, which should stay where they
+    /// are: they are the ones who notice events and deadlines while others are busy).
+    func workerToNotify(avoiding: Int = -1, alsoAvoiding: Int = -1) -> Int? {
         if !shouldNotify() { return nil }
         return sleepers.withLock { list -> Int? in
             if !shouldNotify() || list.isEmpty { return nil }
             state.add(1 << Idle.unparkShift | 1, ordering: .sequentiallyConsistent)
+            if let i = list.lastIndex(where: { $0 != avoiding && $0 != alsoAvoiding }) {
+                return list.remove(at: i)
+            }
             return list.removeLast()
         }
     }
@@ -104,12 +110,14 @@ final class Idle: Sendable {
         sleepers.withLock { $0.contains(index) }
     }
 
-    /// Any parked worker at all (for timer hand-over)? Pops it, counted unparked+searching.
-    func anySleeper() -> Int? {
+    /// Any parked worker at all (timer hand-over, the monitor's rescues)? Pops it, counted
+    /// unparked+searching, preferring one other than `avoiding`.
+    func anySleeper(avoiding: Int = -1) -> Int? {
         sleepers.withLock { list -> Int? in
-            guard let i = list.popLast() else { return nil }
+            if list.isEmpty { return nil }
             state.add(1 << Idle.unparkShift | 1, ordering: .sequentiallyConsistent)
-            return i
+            if let i = list.lastIndex(where: { $0 != avoiding }) { return list.remove(at: i) }
+            return list.removeLast()
         }
     }
 }

@@ -12,7 +12,7 @@
 //      or the timer store owns that reference and must fire or release it).
 import CSpindle
 
-struct Runnable: Sendable, Equatable {
+package struct Runnable: Sendable, Equatable {
     /// The tagged word.
     let bits: UInt
 
@@ -20,7 +20,7 @@ struct Runnable: Sendable, Equatable {
 
     enum Kind { case swiftJob, fiber, wakeup }
 
-    init(bits: UInt) { self.bits = bits }
+    package init(bits: UInt) { self.bits = bits }
 
     init(_ job: UnownedJob) {
         // SAFETY: UnownedJob is a frozen single-pointer struct (Builtin.Job); its bit

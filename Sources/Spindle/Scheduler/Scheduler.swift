@@ -1,7 +1,7 @@
 // Scheduler: how the runtime's workers share work. The design note for the whole
 // scheduler lives here; the per-thread loop is in Worker.swift, the queues in
-// LocalQueue.swift and InjectQueue.swift, the wake-up protocol in Idle.swift, timers in
-// Timers.swift.
+// LocalQueue.swift and InjectQueue.swift, the wake-up protocol in Idle.swift; what an idle
+// worker waits in (reactor, timers, futex) is the Driver's (Driver/Driver.swift).
 //
 // ## Shape
 // N workers, each a thread (multi-thread flavour) or the thread that calls `run`
@@ -12,8 +12,10 @@
 //   - from anywhere else: the global inject queue, then one parked worker is woken if no
 //     worker is already searching (Idle, rule 1).
 // Idle workers steal half of a victim's queue at a time, spin briefly, then park on a
-// futex. Timers are kept in a store behind `TimerStore`; one parked worker sleeps with a
-// timeout for the earliest deadline.
+// (the Driver decides where: the reactor, their own backend, or a futex). Timers are kept
+// in a store behind `TimerStore`; one parked worker sleeps with a timeout for the earliest
+// deadline. A Monitor thread hands work stuck behind a long job to an idle worker
+// (Driver/Monitor.swift).
 //
 // ## Lifecycle
 // running → draining (shutdown called) → stopped.
@@ -73,7 +75,7 @@ extension Runtime {
         let keep = Unmanaged.passRetained(self)
         defer { keep.release() }
         if inject.push(r) {
-            notifyParked()
+            driver.notifyOne()
         } else {
             forwardOrphan(r)
         }
@@ -92,22 +94,17 @@ extension Runtime {
         case .none:
             break
         case .wakeKeeper(let k):
-            workers[k].parker.unpark()
+            driver.unpark(k)
         case .noKeeper:
-            // A worker of ours will look at the timers before it parks; otherwise make
-            // sure a parked worker wakes up to become the keeper.
+            // A worker of ours will look at the timers before it parks (and if it stays
+            // busy instead, the Monitor hands them to a parked worker); otherwise make sure
+            // a parked worker wakes up to become the keeper.
             if let w = Worker.current, w.runtime === self { break }
-            if let i = idle.anySleeper() { workers[i].parker.unpark() }
+            driver.wakeAnyParked()
         case .closed:
             forwardOrphan(r, deadline: deadline)
         }
         return entry
-    }
-
-    /// Idle rule 1: wake one parked worker if nobody is searching.
-    @inline(__always)
-    func notifyParked() {
-        if let i = idle.workerToNotify() { workers[i].parker.unpark() }
     }
 
     func hasVisibleWork() -> Bool {
@@ -139,8 +136,9 @@ extension Runtime {
         for r in inject.close() { forwardOrphan(r) }
         for t in timers.close() { forwardOrphan(t.item, deadline: t.deadline) }
         reactor.shutdown()
-        for w in workers { w.parker.unpark() }
-        stopSignal.signal()
+        monitor?.stop()
+        for w in workers { driver.unpark(w.index) }
+        stoppedLatch.open()
     }
 
     /// After stop, a job has nowhere to run here: hand it to Swift's global concurrent
@@ -186,47 +184,5 @@ extension Runtime {
         // SAFETY: a deliberate, balanced-never retain: the runtime must outlive every task
         // that may still enqueue on it, and there is no way to know when the last one is gone.
         _ = Unmanaged.passRetained(self)
-    }
-}
-
-/// A one-shot, multi-waiter signal (stop, run completion). Waiters block on a futex.
-final class Signal: Sendable {
-    private let fired = Atomic<Bool>(false)
-    private let waiters = Lock<[Parker]>([])
-
-    var isFired: Bool { fired.load(ordering: .acquiring) }
-
-    func signal() {
-        let list: [Parker] = waiters.withLock { w in
-            fired.store(true, ordering: .releasing)
-            let l = w
-            w.removeAll()
-            return l
-        }
-        for p in list { p.unpark() }
-    }
-
-    /// Waits until signalled or `deadline` (monotonic ns). Returns true if signalled.
-    @discardableResult
-    func wait(deadline: Int64? = nil) -> Bool {
-        if isFired { return true }
-        let me = Parker()
-        let registered = waiters.withLock { w -> Bool in
-            if fired.load(ordering: .acquiring) { return false }
-            w.append(me)
-            return true
-        }
-        if !registered { return true }
-        while !isFired {
-            if let d = deadline {
-                let left = d - Sys.nowNanos()
-                if left <= 0 { break }
-                me.park(timeoutNanos: left)
-            } else {
-                me.park()
-            }
-        }
-        waiters.withLock { w in w.removeAll { $0 === me } }
-        return isFired
     }
 }

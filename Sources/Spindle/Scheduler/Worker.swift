@@ -19,40 +19,18 @@
 //   5. due timers;
 //   6. searching: steal half of another worker's queue (random start), or the inject queue,
 //      for a few brief rounds (the spin);
-//   7. park (see Idle for the wake-up protocol, Timers for who sleeps with a timeout).
+//   7. park: Idle lists it, the Driver decides where it waits (Driver.swift).
 //
 // Ownership: every `var` here is touched only by the thread currently running this
 // worker's loop (for the current-thread flavour, whichever thread holds the driver lock;
 // the lock hand-off orders those accesses). Other threads only touch `queue` (steal),
-// `runNextSlot` (steal, by atomic compare-exchange) and `parker` (unpark).
+// `runNextSlot` (steal, by atomic compare-exchange) and `activity` (read).
 import CSpindle
 import DequeModule
 import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Scheduler constants, each with its reason. Collected here so they are easy to find.
-enum Tuning {
-    /// Check the inject queue and timers first every 61 ticks: Go's value; a prime, so the
-    /// check does not fall into step with periodic patterns in user code.
-    static let globalQueueInterval: UInt32 = 61
-    /// Tokio's cap on consecutive LIFO-slot polls: after 3 hand-offs in a row a ping-pong
-    /// pair goes to the back of the queue, so it delays the rest by at most 3 jobs.
-    static let maxRunNextStreak = 3
-    /// Rounds of stealing attempts before parking, with `spinPauses` CPU pauses between
-    /// them (a PAUSE is ~40-140 cycles depending on the CPU, so well under the ~1.7 µs a
-    /// futex hand-off costs here, PLATFORM.md): a worker that just ran out catches work
-    /// arriving right after, without the cost of a park and wake. Not tuned by measurement.
-    static let spinRounds = 3
-    /// Timer slack of worker threads (prctl PR_SET_TIMERSLACK): how late the kernel may end
-    /// the keeper's timed wait. Linux's default, 50 µs, made a 1 ms sleep end ~90 µs late at
-    /// the median (`timer.late.1ms`); Dispatch's threads measured ~57 µs.
-    static let timerSlackNanos: UInt = 1_000
-    /// log2 of the timer wheel's tick in ns: 8,192 ns (TimerWheel.swift).
-    static let timerTickShift = 13
-    static let spinPauses = 64
-}
 
 final class Worker: @unchecked Sendable {
     // SAFETY (@unchecked Sendable): see "Ownership" above; mutable fields are owner-only.
@@ -62,12 +40,12 @@ final class Worker: @unchecked Sendable {
     /// thread running a worker loop (the thread's closure holds the runtime strongly).
     unowned(unsafe) let runtime: Runtime
     let queue: LocalQueue
-    let parker: Parker
     /// The run-next job's bits, 0 when empty. Owner exchanges; searchers may CAS it to 0.
     let runNextSlot = Atomic<UInt>(0)
-    /// Jobs started by this worker (wrapping). Owner stores (relaxed); searchers read it
-    /// to tell a worker stuck in one long job from one that is about to take its run-next.
-    let progress = Atomic<UInt32>(0)
+    /// `tick << 1 | 1` while a job or fiber turn runs, `tick << 1` between them (wrapping).
+    /// Owner stores (relaxed); searchers and the Monitor read it to tell a worker stuck in
+    /// one long job (odd, unchanged) from one that is about to take its run-next.
+    let activity = Atomic<UInt32>(0)
     /// Jobs this worker took from other workers (stolen batches and run-next slots):
     /// each one is a thread hop. Written by the owner only, read by `Runtime.statistics`.
     let stolenJobs = Atomic<Int>(0)
@@ -86,9 +64,9 @@ final class Worker: @unchecked Sendable {
     @exclusivity(unchecked) var runNextStreak = 0
     /// Set when our local queue overflowed; cleared when it runs dry (spawn burst mode).
     @exclusivity(unchecked) var inSpawnBurst = false
-    /// Other workers' `progress` as seen when our current search began (owner only;
+    /// Other workers' `activity` as seen when our current search began (owner only;
     /// allocated once, sized on first use).
-    private var progressAtSearchStart: [UInt32] = []
+    private var activityAtSearchStart: [UInt32] = []
     @exclusivity(unchecked) var tick: UInt32 = 0
     @exclusivity(unchecked) var fibersFirst = false
     @exclusivity(unchecked) var isSearching = false
@@ -116,8 +94,6 @@ final class Worker: @unchecked Sendable {
         self.index = index
         self.runtime = runtime
         self.queue = LocalQueue(capacity: queueCapacity)
-        self.parker = Parker(reactor: runtime.reactor, worker: index)
-        runtime.reactor.attach(parker, worker: index)
         self.rng = 0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)
         self.isCurrentThreadFlavor = runtime.configuration.flavor == .currentThread
     }
@@ -147,7 +123,7 @@ final class Worker: @unchecked Sendable {
         let previous = runNextSlot.exchange(r.bits, ordering: .acquiringAndReleasing)
         if previous != 0 {
             if queue.push(Runnable(bits: previous), overflow: runtime.inject) { inSpawnBurst = true }
-            runtime.notifyParked()
+            runtime.driver.notifyOne()
         }
     }
 
@@ -175,7 +151,7 @@ final class Worker: @unchecked Sendable {
     /// Owner thread only: to the back of the local queue, waking an idle worker if needed.
     func scheduleBack(_ r: Runnable) {
         if queue.push(r, overflow: runtime.inject) { inSpawnBurst = true }
-        runtime.notifyParked()
+        runtime.driver.notifyOne()
     }
 
     // MARK: the loop
@@ -195,17 +171,16 @@ final class Worker: @unchecked Sendable {
             if fireTimers(now: Sys.nowNanos()) > 0 { continue }
             // Out of work: look at the reactor ourselves (no waiting) before stealing. A
             // socket this worker just wrote to is usually ready by now, and its waiter then
-            // resumes here, with no other thread woken (see park: only the last worker
-            // awake blocks in the reactor).
-            if runtime.reactor.pollIfFree(worker: index) > 0 { continue }
-            if hasOwnRegistrations && runtime.reactor.pollWorker(index, timeoutNanos: 0) > 0 { continue }
+            // resumes here, with no other thread woken (Driver: only the last worker awake
+            // blocks in the reactor while nobody is stuck).
+            if runtime.driver.poll(worker: index, own: hasOwnRegistrations) > 0 { continue }
             if let r = search() { execute(r); continue }
             if done() { break }
             park(deadline: deadline, done: done)
         }
         if isSearching {
             isSearching = false
-            if runtime.idle.transitionFromSearching() { runtime.notifyParked() }
+            if runtime.idle.transitionFromSearching() { runtime.driver.notifyOne() }
         }
         if runtime.isStopped { forwardLocalWork() }
     }
@@ -215,14 +190,15 @@ final class Worker: @unchecked Sendable {
         if isSearching {
             isSearching = false
             // Rule 3 of Idle: the last searcher to find work wakes the next one.
-            if runtime.idle.transitionFromSearching() { runtime.notifyParked() }
+            if runtime.idle.transitionFromSearching() { runtime.driver.notifyOne() }
         }
-        progress.store(tick, ordering: .relaxed)
+        activity.store(tick << 1 | 1, ordering: .relaxed)
         switch r.kind {
         case .swiftJob: runtime.execute(r)
         case .fiber: runFiber(r.fiber)
         case .wakeup: r.takeWakeup().fire()
         }
+        activity.store(tick << 1, ordering: .relaxed)
     }
 
     /// One pick per tick. Ready fibers and jobs alternate (`fibersFirst` flips on every
@@ -233,8 +209,7 @@ final class Worker: @unchecked Sendable {
         if tick % Tuning.globalQueueInterval == 0 {
             if runtime.isDraining && !fibersCancelledForDrain { cancelLiveFibersForShutdown() }
             // A busy worker still delivers I/O events (no wait) when nobody polls.
-            runtime.reactor.pollIfFree(worker: index)
-            if hasOwnRegistrations { runtime.reactor.pollWorker(index, timeoutNanos: 0) }
+            runtime.driver.poll(worker: index, own: hasOwnRegistrations)
             _ = fireTimers(now: Sys.nowNanos())
             if let r = runtime.inject.pop() { return r }
         }
@@ -295,11 +270,11 @@ final class Worker: @unchecked Sendable {
         // queues after declaring itself parked (Idle rule 4), which is what makes a push
         // that raced with its parking impossible to lose.
         if workers.count == 1 { return takeFromInject() }
-        if progressAtSearchStart.count != workers.count {
-            progressAtSearchStart = [UInt32](repeating: 0, count: workers.count)
+        if activityAtSearchStart.count != workers.count {
+            activityAtSearchStart = [UInt32](repeating: 0, count: workers.count)
         }
         for (i, w) in workers.enumerated() {
-            progressAtSearchStart[i] = w.progress.load(ordering: .relaxed)
+            activityAtSearchStart[i] = w.activity.load(ordering: .relaxed)
         }
         for round in 0..<Tuning.spinRounds {
             rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
@@ -327,7 +302,7 @@ final class Worker: @unchecked Sendable {
                     let victim = (start + i) % workers.count
                     if victim == index { continue }
                     let w = workers[victim]
-                    if w.progress.load(ordering: .relaxed) != progressAtSearchStart[victim] { continue }
+                    if w.activity.load(ordering: .relaxed) != activityAtSearchStart[victim] { continue }
                     if let r = stealRunNext(from: w) { countStolen(1); return r }
                 }
             } else {
@@ -348,38 +323,20 @@ final class Worker: @unchecked Sendable {
             if hasReadyFibers { return }
         }
         let idle = runtime.idle
+        let driver = runtime.driver
         let (wasLastSearcher, unparkedAfter) = idle.transitionToParked(index, isSearching: isSearching)
         isSearching = false
         // Rule 4 of Idle: work pushed while we were the last searcher woke nobody.
-        if wasLastSearcher && runtime.hasVisibleWork() { runtime.notifyParked() }
+        if wasLastSearcher && runtime.hasVisibleWork() { driver.notifyOne() }
         if unparkedAfter == 0 && runtime.isDraining { runtime.tryFinishDrain() }
+        defer { runtime.monitor?.workerWoke() }
 
         while true {
-            let now = Sys.nowNanos()
-            let keeperTimeout = runtime.timers.claimKeeper(index, now: now)
-            var timeout = keeperTimeout
-            if let d = deadline { timeout = min(timeout ?? .max, max(0, d - now)) }
-            // Only the last worker to park blocks in the reactor. While another worker is
-            // awake, that one polls whenever it runs out of work, so an event resumes its
-            // waiter on the awake worker instead of waking this one (a thread hop per
-            // event: measured 1.25× the threads round trip with both workers taking turns
-            // in the reactor, 0.8× with one). Tokio and Go let any idle worker block there.
-            let polled: Bool
-            if unparkedAfter == 0 {
-                polled = parker.parkPolling(timeoutNanos: timeout, ownEvents: hasOwnRegistrations)
-            } else if hasOwnRegistrations {
-                // Our fibers wait on descriptors only we poll: wait for them here, so
-                // their events wake this thread directly (not the shared poller, which
-                // would hand them over with a second wake-up).
-                polled = parker.parkInWorkerReactor(timeoutNanos: timeout)
-            } else {
-                parker.park(timeoutNanos: timeout)
-                polled = false
-            }
-            if keeperTimeout != nil { runtime.timers.releaseKeeper(index) }
+            // Where to wait (the shared reactor, our own, or the futex) is the Driver's call.
+            let polled = driver.park(worker: index, ownEvents: hasOwnRegistrations, deadline: deadline)
             if runtime.isStopped { return }
             // Woken (maybe nudged): events of our own backend may be waiting for us only.
-            if hasOwnRegistrations { runtime.reactor.pollWorker(index, timeoutNanos: 0) }
+            if hasOwnRegistrations { driver.pollOwn(worker: index) }
             let fired = fireTimers(now: Sys.nowNanos())
             if !idle.isParked(index) {
                 // A notifier popped us and counted us as searching.
@@ -394,7 +351,7 @@ final class Worker: @unchecked Sendable {
                 if !idle.unparkSelf(index) { isSearching = true }
                 // Events we delivered may have queued more than we run next: let a parked
                 // worker help (it takes the reactor over when it parks again). Tokio's rule.
-                if polled && !queue.isEmpty { runtime.notifyParked() }
+                if polled && !queue.isEmpty { driver.notifyOne() }
                 return
             }
         }

@@ -1,0 +1,91 @@
+// Monitor: a thread of its own per multi-thread runtime (of two or more workers), after Go's
+// sysmon, that notices a worker staying inside one job and hands what waits behind it to
+// an idle worker (Driver.swift, invariant I3). It never runs jobs, fibers or timers itself.
+//
+// Each interval (`Tuning.monitorIntervalNanos`) it reads every worker's `activity` word (odd
+// while a job or fiber turn runs; it changes with every job). A worker whose word is odd and
+// the same as one interval ago has been inside one job for at least an interval: *stuck*.
+// While any worker is stuck the Monitor sets `Driver.pollerWanted` (so a parking worker takes
+// the shared reactor) and wakes one parked worker when
+//   - the shared reactor has no holder (events would wait for the stuck job), or
+//   - a timer is overdue by an interval (its keeper may be the stuck worker), or
+//   - the stuck worker has a job waiting in its run-next slot or local queue (the woken
+//     worker's search steals it: a run-next is stealable from a worker whose activity did
+//     not change during the search).
+//
+// Sleep: with every worker parked for `Tuning.monitorIdleChecks` intervals in a row it
+// sleeps without a timeout (an idle runtime never wakes, `runtime.idle.cpu`), and the first
+// worker to wake up wakes it (`workerWoke`: one load when it is not sleeping). The handshake
+// is Dekker's: the Monitor stores `deepSleeping` then loads the unparked count; a worker's
+// wake-up raises the count (in Idle) then loads `deepSleeping`; both sequentially
+// consistent, so at least one sees the other.
+//
+// Cost: one thread wake per interval while any worker is awake (~1,000 a second), on
+// whichever core is free; nothing on any worker's hot path but two relaxed stores per job.
+import Synchronization
+
+final class Monitor: Sendable {
+    private let parker = Parker()
+    /// Set while the Monitor sleeps without a timeout.
+    private let deepSleeping = Atomic<Bool>(false)
+    private let stopped = Atomic<Bool>(false)
+    /// Rescues so far (parked workers it woke), for tests and diagnostics.
+    let rescues = Atomic<Int>(0)
+
+    /// The monitor thread's loop, until `stop()`.
+    func run(_ runtime: Runtime) {
+        let workers = runtime.workers
+        let driver = runtime.driver
+        var last = [UInt32](repeating: 0, count: workers.count)
+        var idleChecks = 0
+        while !stopped.load(ordering: .acquiring) {
+            if idleChecks >= Tuning.monitorIdleChecks {
+                deepSleeping.store(true, ordering: .sequentiallyConsistent)
+                if runtime.idle.unparkedCount == 0 && !stopped.load(ordering: .acquiring) {
+                    parker.park()
+                }
+                deepSleeping.store(false, ordering: .relaxed)
+                idleChecks = 0
+                // Forget what the workers did before the sleep: nobody is stuck yet.
+                for w in workers { last[w.index] = w.activity.load(ordering: .relaxed) }
+                continue
+            }
+            parker.park(timeoutNanos: Tuning.monitorIntervalNanos)
+            if stopped.load(ordering: .acquiring) { break }
+
+            var stuck = false
+            var queuedBehindStuck = false
+            for w in workers {
+                let a = w.activity.load(ordering: .relaxed)
+                defer { last[w.index] = a }
+                guard a & 1 == 1, a == last[w.index] else { continue }
+                stuck = true
+                if w.runNextSlot.load(ordering: .relaxed) != 0 || !w.queue.isEmpty { queuedBehindStuck = true }
+            }
+            driver.pollerWanted.store(stuck, ordering: .relaxed)
+            if stuck {
+                let noPoller = !driver.reactor.isDriverHeld
+                let overdue = driver.timers.earliestDeadline.map { $0 + Tuning.monitorIntervalNanos <= Sys.nowNanos() } ?? false
+                if (noPoller || overdue || queuedBehindStuck) && driver.wakeAnyParked() {
+                    rescues.add(1, ordering: .relaxed)
+                }
+            }
+            idleChecks = runtime.idle.unparkedCount == 0 ? idleChecks + 1 : 0
+        }
+    }
+
+    /// A worker left its park: make sure the Monitor watches again.
+    @inline(__always)
+    func workerWoke() {
+        if deepSleeping.load(ordering: .sequentiallyConsistent),
+           deepSleeping.exchange(false, ordering: .sequentiallyConsistent) {
+            parker.unpark()
+        }
+    }
+
+    /// The runtime stopped: the thread exits.
+    func stop() {
+        stopped.store(true, ordering: .releasing)
+        parker.unpark()
+    }
+}
