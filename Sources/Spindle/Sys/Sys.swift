@@ -189,12 +189,13 @@ extension String {
     }
 }
 
-/// Facts about this process that benchmarks and diagnostics report.
-public enum ProcessStats {
+/// Facts about this process that `spindle bench` and the tests report: `package`, not
+/// public API (the library's public surface is what programs need).
+package enum ProcessStats {
     /// Resident set size in bytes (/proc/self/statm).
-    public static func residentBytes() -> Int { Sys.residentBytes() }
+    package static func residentBytes() -> Int { Sys.residentBytes() }
     /// CPU time (user + system) consumed by this process, in nanoseconds.
-    public static func cpuNanos() -> Int64 { Sys.processCPUNanos() }
+    package static func cpuNanos() -> Int64 { Sys.processCPUNanos() }
     /// CPUs this process may use (affinity mask and cgroup quota).
-    public static var availableCPUs: Int { Sys.availableCPUs() }
+    package static var availableCPUs: Int { Sys.availableCPUs() }
 }

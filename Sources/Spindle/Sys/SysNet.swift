@@ -148,5 +148,5 @@ extension Sys {
 
 extension ProcessStats {
     /// Open file descriptors of this process (/proc/self/fd).
-    public static func openDescriptors() -> Int { Sys.openDescriptorCount() }
+    package static func openDescriptors() -> Int { Sys.openDescriptorCount() }
 }

@@ -25,7 +25,7 @@
 // partially emptying the current slot if need be, in (deadline, insertion) order.
 //
 // Not thread-safe: the owner (Timers) guards it with its lock, as it does the entries.
-struct WheelTimerStore: TimerStore {
+package struct WheelTimerStore: TimerStore {
     static let levels = 8
     static let slotBits = 6
     static let slotsPerLevel = 1 << slotBits
@@ -47,26 +47,26 @@ struct WheelTimerStore: TimerStore {
     private var overflow: [TimerEntry] = []
     /// The earliest deadline in `overflow` (Int64.max when empty).
     private var overflowMin: Int64 = .max
-    private(set) var count = 0
+    package private(set) var count = 0
     private var nextSequence: UInt64 = 0
 
-    init(tickShift: Int = Tuning.timerTickShift) {
+    package init(tickShift: Int = Tuning.timerTickShift) {
         precondition(tickShift >= 0 && tickShift < 32)
         self.tickShift = tickShift
         buckets = Array(repeating: [], count: Self.levels * Self.slotsPerLevel)
         occupied = Array(repeating: 0, count: Self.levels)
     }
 
-    var isEmpty: Bool { count == 0 }
+    package var isEmpty: Bool { count == 0 }
 
     /// An empty wheel may move `elapsed` to any time not after the present: timers filed
     /// next then sit at the lowest level their distance from now allows (fewer cascades).
-    mutating func restart(now: Int64) {
+    package mutating func restart(now: Int64) {
         precondition(isEmpty)
         elapsed = max(elapsed, tick(of: now))
     }
 
-    mutating func insert(deadline: Int64, item: Runnable) -> TimerEntry {
+    package mutating func insert(deadline: Int64, item: Runnable) -> TimerEntry {
         let e = TimerEntry(deadline: deadline, sequence: nextSequence, item: item)
         nextSequence &+= 1
         file(e)
@@ -74,7 +74,7 @@ struct WheelTimerStore: TimerStore {
         return e
     }
 
-    mutating func remove(_ entry: TimerEntry) -> Runnable? {
+    package mutating func remove(_ entry: TimerEntry) -> Runnable? {
         let b = entry.bucket
         guard b >= 0 else { return nil }
         if b == Self.overflowBucket {
@@ -97,14 +97,14 @@ struct WheelTimerStore: TimerStore {
     /// slot, or the start of the first occupied higher slot (to cascade it), or the
     /// earliest overflow deadline. Never later than the earliest deadline rounded up to a
     /// tick; after `popExpired(now:)` always later than `now`.
-    var earliestDeadline: Int64? {
+    package var earliestDeadline: Int64? {
         if let (level, _, tick) = firstOccupied() {
             return level == 0 ? ((tick + 1) << Int64(tickShift)) - 1 : tick << Int64(tickShift)
         }
         return overflow.isEmpty ? nil : overflowMin
     }
 
-    mutating func popExpired(now: Int64, into body: (Runnable) -> Void) {
+    package mutating func popExpired(now: Int64, into body: (Runnable) -> Void) {
         let nowTick = max(tick(of: now), elapsed)
         var due: [TimerEntry] = []
         while let (level, slot, slotTick) = firstOccupied(), slotTick <= nowTick {
@@ -136,7 +136,7 @@ struct WheelTimerStore: TimerStore {
         for e in due { if let item = e.item.take() { body(item) } }
     }
 
-    mutating func removeAll() -> [(deadline: Int64, item: Runnable)] {
+    package mutating func removeAll() -> [(deadline: Int64, item: Runnable)] {
         var all = overflow
         overflow = []
         overflowMin = .max
