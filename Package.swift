@@ -5,6 +5,10 @@ let package = Package(
     name: "spindle",
     products: [
         .library(name: "Spindle", targets: ["Spindle"]),
+        // Add to a test target and its XCTest / swift-testing suite runs on Spindle: a
+        // load-time constructor installs Spindle as Swift's global executors
+        // (SPINDLE_AUTO_INSTALL=0 turns it off).
+        .library(name: "SpindleAutoInstall", targets: ["SpindleAutoInstall"]),
         .executable(name: "spindle", targets: ["spindle"]),
     ],
     dependencies: [
@@ -24,6 +28,10 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // The load-time constructor (C) and its Swift side, which installs Spindle as
+        // Swift's global executors before main. See Sources/SpindleAutoInstall.
+        .target(name: "CSpindleAutoInstall"),
+        .target(name: "SpindleAutoInstall", dependencies: ["Spindle", "CSpindleAutoInstall"]),
         // C loops for the benchmarks (bare context switch, thread ping-pong).
         .target(name: "CSpindleBench", dependencies: ["CSpindle"]),
         .executableTarget(
