@@ -384,12 +384,6 @@ public final class Channel<Element: Sendable>: Sendable {
     }
 }
 
-/// Throws if blocking here would block a Spindle worker thread outside a fiber.
-@usableFromInline
-func checkMayBlock(_ call: String) throws(FiberError) {
-    if Fiber.currentCore == nil && Worker.current != nil { throw .blockingOnWorker(call) }
-}
-
 extension Channel: AsyncSequence {
     public struct AsyncIterator: AsyncIteratorProtocol {
         let channel: Channel<Element>
