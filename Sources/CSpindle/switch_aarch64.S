@@ -16,7 +16,8 @@
 //   +64  x27  +72  x28  +80 x29  +88 x30 (resume address)
 //   +96  d8   +104 d9   +112 d10 +120 d11 +128 d12 +136 d13 +144 d14 +152 d15
 //   +160 FPCR +168 unused
-// A new fiber's frame: x19 = entry, x20 = argument, x30 = spindle_fiber_trampoline.
+// A new fiber's frame, built by spindle_fiber_init (Fiber.c): x19 = fiber_main, x20 = its
+// context, x30 = spindle_fiber_trampoline.
 #if defined(__aarch64__)
 
     .text

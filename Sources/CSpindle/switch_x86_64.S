@@ -17,8 +17,8 @@
 //   +0   MXCSR (4 bytes)     +4  x87 control word (2 bytes)   +6  unused
 //   +8   r15     +16 r14     +24 r13     +32 r12     +40 rbx     +48 rbp
 //   +56  resume address (popped and jumped to, not `ret`urned to: see the end of spindle_switch)
-// A new fiber's frame is built by spindle_fiber_make (CSpindle.c) with r12 = entry,
-// r13 = argument and the return address = spindle_fiber_trampoline.
+// A new fiber's frame is built by spindle_fiber_init (Fiber.c) with r12 = fiber_main,
+// r13 = its context and the resume address = spindle_fiber_trampoline.
 #if defined(__x86_64__)
 
     .text

@@ -136,7 +136,7 @@ func ioRow(row: String, system: String, n: (Int) -> Int) throws -> Double? {
     }
 }
 
-/// The rows of the fibers issue; nil if `row` is not one of them.
+/// The fiber and generator rows; nil if `row` is not one of them.
 func fiberRow(row: String, system: String, n: (Int) -> Int) throws -> Double? {
     switch (row, system) {
     case ("fiber.switch", "spindle"): return try FiberMeasurements.fiberSwitch(iterations: n(10_000_000))

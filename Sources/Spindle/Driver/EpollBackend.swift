@@ -22,49 +22,40 @@ final class EpollBackend: ReactorBackend, @unchecked Sendable {
     private let events: UnsafeMutablePointer<epoll_event>
 
     init() throws(SysError) {
-        let ep = epoll_create1(Int32(EPOLL_CLOEXEC))
-        if ep < 0 { throw SysError(errno: spindle_errno(), call: "epoll_create1") }
-        let ev = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        if ev < 0 {
-            let e = spindle_errno()
-            Glibc.close(ep)
-            throw SysError(errno: e, call: "eventfd")
+        let ep = try Sys.epollCreate()
+        let ev: Int32
+        do { ev = try Sys.eventFD() } catch {
+            Sys.closeDescriptor(ep)
+            throw error
+        }
+        do {
+            try Sys.epollAdd(ep, ev, events: EPOLLIN.rawValue | EPOLLET.rawValue, token: ReactorToken.wake)
+        } catch {
+            Sys.closeDescriptor(ep)
+            Sys.closeDescriptor(ev)
+            throw error
         }
         epfd = ep
         wakeFD = ev
         // SAFETY: a private buffer, freed in close().
         events = .allocate(capacity: Tuning.epollBatch)
-        if spindle_epoll_ctl(ep, EPOLL_CTL_ADD, ev, EPOLLIN.rawValue | EPOLLET.rawValue, ReactorToken.wake) != 0 {
-            let e = spindle_errno()
-            Glibc.close(ep)
-            Glibc.close(ev)
-            events.deallocate()
-            throw SysError(errno: e, call: "epoll_ctl")
-        }
     }
 
     func register(fd: Int32, token: UInt64) throws(SysError) {
         let bits = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
-        _ = try Sys.call("epoll_ctl") { spindle_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, bits, token) }
+        try Sys.epollAdd(epfd, fd, events: bits, token: token)
     }
 
     func deregister(fd: Int32) {
-        // Failure means the descriptor was not registered: nothing to undo.
-        _ = spindle_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0)
+        Sys.epollDelete(epfd, fd)
     }
 
     func poll(timeoutNanos: Int64?, _ body: (UInt64, Readiness) -> Void) {
-        let n = spindle_epoll_wait(epfd, events, Int32(Tuning.epollBatch), timeoutNanos ?? -1)
-        if n < 0 {
-            let e = spindle_errno()
-            if e == EINTR { return }
-            spindleFatal("epoll_wait failed with errno \(e)")
-        }
-        for i in 0..<Int(n) {
+        let n = Sys.epollWait(epfd, events, capacity: Int32(Tuning.epollBatch), timeoutNanos: timeoutNanos ?? -1)
+        for i in 0..<n {
             let token = spindle_epoll_event_token(events + i)
             if token == ReactorToken.wake {
-                var count: UInt64 = 0
-                _ = read(wakeFD, &count, 8)
+                Sys.eventFDDrain(wakeFD)
                 continue
             }
             let bits = spindle_epoll_event_bits(events + i)
@@ -76,15 +67,11 @@ final class EpollBackend: ReactorBackend, @unchecked Sendable {
         }
     }
 
-    func wake() {
-        var one: UInt64 = 1
-        // EAGAIN (counter full) still leaves the descriptor readable: the wake is not lost.
-        _ = write(wakeFD, &one, 8)
-    }
+    func wake() { Sys.eventFDSignal(wakeFD) }
 
     func close() {
-        Glibc.close(epfd)
-        Glibc.close(wakeFD)
+        Sys.closeDescriptor(epfd)
+        Sys.closeDescriptor(wakeFD)
         events.deallocate()
     }
 }

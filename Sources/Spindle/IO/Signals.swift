@@ -77,11 +77,10 @@ public final class SignalStream: AsyncSequence, Sendable {
             for s in signals where w.contains(s.rawValue) { throw .alreadyWatched(s) }
             for s in signals { w.insert(s.rawValue) }
         }
-        let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        if fd < 0 {
-            let e = spindle_errno()
+        let fd: Int32
+        do { fd = try Sys.eventFD() } catch {
             SignalStream.watched.withLock { w in for s in signals { w.remove(s.rawValue) } }
-            throw SocketError(errno: e, call: "eventfd")
+            throw SocketError(error)
         }
         do {
             io = try IOHandle(fd: fd, runtime: rt)

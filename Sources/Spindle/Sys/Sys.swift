@@ -1,14 +1,20 @@
 // Sys: the one thin layer between Spindle and the kernel. UNSAFE FILE: raw syscalls and
 // raw memory.
 //
-// Error policy, decided here once for every call:
+// Error policy, decided here once for every call that goes through `Sys.call`:
 //   - EINTR  → retried, never surfaced.
 //   - EAGAIN / EWOULDBLOCK → `.wouldBlock`, a normal outcome the caller handles.
-//   - EBADF / EFAULT / EINVAL on a descriptor we own → programmer error: the runtime's own
-//     bookkeeping is wrong, so we stop with a message prefixed "Spindle fatal:".
-//   - anything else → `SysError(errno, call)`, which higher layers turn into typed errors.
+//   - EBADF / EFAULT → programmer error: a descriptor or pointer the runtime owns is
+//     invalid, so its own bookkeeping is wrong; we stop with "Spindle fatal:".
+//   - anything else (EINVAL included: a bad option or address is the caller's) →
+//     `SysError(errno, call)`, which higher layers turn into typed errors.
+// Calls that cannot fail in a way a workload causes (clock_nanosleep, futex, epoll_wait,
+// munmap of our own mapping) end the process with "Spindle fatal:" on anything but EINTR.
 //
-// Nothing outside this file (and CSpindle) calls libc directly for syscalls.
+// The syscalls live in this file (time, memory, futex, epoll and eventfd) and SysNet.swift
+// (sockets), on top of CSpindle's thin C wrappers; the rest of the runtime calls these.
+// Exceptions, each a pure query with no error to handle: `pthread_self`/`pthread_equal`
+// (Worker+Fibers' thread check) and `sysconf(_SC_PAGESIZE)` (FiberStack).
 import CSpindle
 #if canImport(Glibc)
 import Glibc
@@ -92,6 +98,56 @@ enum Sys {
 
     static func protectNone(_ p: UnsafeMutableRawPointer, size: Int) throws(SysError) {
         if mprotect(p, size, PROT_NONE) != 0 { throw SysError(errno: errno, call: "mprotect") }
+    }
+
+    // MARK: epoll and eventfd (EpollBackend, SignalStream)
+
+    static func epollCreate() throws(SysError) -> Int32 {
+        let ep = epoll_create1(Int32(EPOLL_CLOEXEC))
+        if ep < 0 { throw SysError(errno: spindle_errno(), call: "epoll_create1") }
+        return ep
+    }
+
+    /// A non-blocking, close-on-exec eventfd with a zero counter.
+    static func eventFD() throws(SysError) -> Int32 {
+        let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        if fd < 0 { throw SysError(errno: spindle_errno(), call: "eventfd") }
+        return fd
+    }
+
+    /// Adds `fd` to epoll instance `ep` with `events`, reporting `token`.
+    static func epollAdd(_ ep: Int32, _ fd: Int32, events: UInt32, token: UInt64) throws(SysError) {
+        _ = try call("epoll_ctl") { spindle_epoll_ctl(ep, EPOLL_CTL_ADD, fd, events, token) }
+    }
+
+    /// Removes `fd`; failure means it was not registered, so there is nothing to undo.
+    static func epollDelete(_ ep: Int32, _ fd: Int32) {
+        _ = spindle_epoll_ctl(ep, EPOLL_CTL_DEL, fd, 0, 0)
+    }
+
+    /// Waits for events (timeout < 0: forever); 0 on EINTR. Any other failure means the
+    /// instance or the buffer the runtime owns is invalid.
+    static func epollWait(_ ep: Int32, _ events: UnsafeMutablePointer<epoll_event>, capacity: Int32, timeoutNanos: Int64) -> Int {
+        let n = spindle_epoll_wait(ep, events, capacity, timeoutNanos)
+        if n >= 0 { return Int(n) }
+        let e = spindle_errno()
+        if e == EINTR { return 0 }
+        spindleFatal("epoll_wait failed with errno \(e): an epoll instance the runtime owns is invalid")
+    }
+
+    /// Adds one to an eventfd's counter. EAGAIN (counter full) still leaves it readable, so
+    /// a wake-up is never lost; nothing to report.
+    static func eventFDSignal(_ fd: Int32) {
+        var one: UInt64 = 1
+        _ = Glibc.write(fd, &one, 8)
+    }
+
+    /// Reads an eventfd's counter back to zero (EAGAIN: it was zero).
+    @discardableResult
+    static func eventFDDrain(_ fd: Int32) -> UInt64 {
+        var count: UInt64 = 0
+        _ = Glibc.read(fd, &count, 8)
+        return count
     }
 
     // MARK: futex

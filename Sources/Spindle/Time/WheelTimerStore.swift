@@ -1,5 +1,5 @@
-// TimerWheel: a hierarchical timing wheel behind the `TimerStore` contract, the
-// alternative to `HeapTimerStore` that the I/O issue asked to be measured.
+// WheelTimerStore: a hierarchical timing wheel behind the `TimerStore` contract; the
+// runtime's store, chosen over `HeapTimerStore` by measurement (TimerStore.swift).
 //
 // Shape (Tokio's, Varghese & Lauck's): 8 levels of 64 slots. Time is counted in ticks of
 // 2^tickShift ns (8,192 ns by default, Tuning.timerTickShift). A level-l slot spans 64^l
