@@ -22,12 +22,13 @@
 //       quick look holds the token at that moment, the last worker retries every
 //       `Tuning.driverRetryNanos`) and one sleeps until the earliest deadline.
 //   I3. When a worker stays inside one job (or fiber turn) while another is parked, the
-//       Monitor notices within two intervals (`Tuning.monitorIntervalNanos`) and wakes a
+//       Monitor notices within two of its intervals (1-8 ms, Monitor.swift) and wakes a
 //       parked worker if the reactor has no poller, a timer is overdue, or the stuck
 //       worker has a woken job in its run-next slot or queue; that worker takes the
 //       reactor (rule 1) or steals the job (a run-next is stealable from a worker whose
 //       `activity` has not changed during the search). So whenever a worker is idle, events
-//       and deadlines are served within ~2 ms whatever the busy workers do (LivenessTests).
+//       and deadlines are served within ~16 ms whatever the busy workers do, and within
+//       ~2 ms while an episode lasts (LivenessTests).
 //   I4. New work wakes a parked worker other than the reactor holder and the timer keeper
 //       when there is one (`notifyOne`), so they stay where they notice events and
 //       deadlines.

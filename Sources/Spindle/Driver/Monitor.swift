@@ -2,7 +2,7 @@
 // sysmon, that notices a worker staying inside one job and hands what waits behind it to
 // an idle worker (Driver.swift, invariant I3). It never runs jobs, fibers or timers itself.
 //
-// Each interval (`Tuning.monitorIntervalNanos`) it reads every worker's `activity` word (odd
+// Each interval it reads every worker's `activity` word (odd
 // while a job or fiber turn runs; it changes with every job). A worker whose word is odd and
 // the same as one interval ago has been inside one job for at least an interval: *stuck*.
 // While any worker is stuck the Monitor sets `Driver.pollerWanted` (so a parking worker takes
@@ -20,8 +20,11 @@
 // wake-up raises the count (in Idle) then loads `deepSleeping`; both sequentially
 // consistent, so at least one sees the other.
 //
-// Cost: one thread wake per interval while any worker is awake (~1,000 a second), on
-// whichever core is free; nothing on any worker's hot path but two relaxed stores per job.
+// Interval: `Tuning.monitorIntervalNanos` (1 ms) after a rescue or a deep sleep, doubling
+// after every check that found nothing to do, up to `Tuning.monitorMaxIntervalNanos`
+// (8 ms): so work behind a stuck worker waits 2-16 ms for the first rescue and ~1-2 ms for
+// the next ones, and a busy runtime pays ~125 Monitor wake-ups a second.
+// Cost on the workers: two relaxed stores per job, nothing else on their hot path.
 import Synchronization
 
 final class Monitor: Sendable {
@@ -38,6 +41,7 @@ final class Monitor: Sendable {
         let driver = runtime.driver
         var last = [UInt32](repeating: 0, count: workers.count)
         var idleChecks = 0
+        var interval = Tuning.monitorIntervalNanos
         while !stopped.load(ordering: .acquiring) {
             if idleChecks >= Tuning.monitorIdleChecks {
                 deepSleeping.store(true, ordering: .sequentiallyConsistent)
@@ -46,11 +50,12 @@ final class Monitor: Sendable {
                 }
                 deepSleeping.store(false, ordering: .relaxed)
                 idleChecks = 0
+                interval = Tuning.monitorIntervalNanos
                 // Forget what the workers did before the sleep: nobody is stuck yet.
                 for w in workers { last[w.index] = w.activity.load(ordering: .relaxed) }
                 continue
             }
-            parker.park(timeoutNanos: Tuning.monitorIntervalNanos)
+            parker.park(timeoutNanos: interval)
             if stopped.load(ordering: .acquiring) { break }
 
             var stuck = false
@@ -63,13 +68,18 @@ final class Monitor: Sendable {
                 if w.runNextSlot.load(ordering: .relaxed) != 0 || !w.queue.isEmpty { queuedBehindStuck = true }
             }
             driver.pollerWanted.store(stuck, ordering: .relaxed)
+            var rescued = false
             if stuck {
                 let noPoller = !driver.reactor.isDriverHeld
-                let overdue = driver.timers.earliestDeadline.map { $0 + Tuning.monitorIntervalNanos <= Sys.nowNanos() } ?? false
+                let overdue = driver.timers.earliestDeadline.map { $0 + interval <= Sys.nowNanos() } ?? false
                 if (noPoller || overdue || queuedBehindStuck) && driver.wakeAnyParked() {
                     rescues.add(1, ordering: .relaxed)
+                    rescued = true
                 }
             }
+            // Back off while there is nothing to do (Go's sysmon does the same); look again
+            // soon after a rescue, since the stuck worker may still be stuck.
+            interval = rescued ? Tuning.monitorIntervalNanos : min(interval * 2, Tuning.monitorMaxIntervalNanos)
             idleChecks = runtime.idle.unparkedCount == 0 ? idleChecks + 1 : 0
         }
     }
