@@ -100,6 +100,29 @@ EOF
 }
 
 # ---- running -------------------------------------------------------------------------
+# run_bounded SECONDS CMD...: runs CMD with line-buffered output, so a hang's log ends
+# with the test that hung (XCTest's output to a pipe is block-buffered and would be lost
+# when the process is killed). At the deadline it sends SIGINT: swift test then stops the
+# test process it started (that process has its own process group, so a plain SIGTERM to
+# swift test leaves it running, hung); SIGKILL 30 s later if that did not work. Exits 124
+# on a timeout.
+run_bounded() {
+    local seconds="$1"; shift
+    timeout -s INT -k 30 "$seconds" stdbuf -oL -eL "$@"
+}
+
+# Kills any process still running a binary built under $WORK (a test process orphaned by
+# a timeout), matched by its executable's path, never by name.
+kill_leftovers() {
+    local p exe
+    for p in /proc/[0-9]*; do
+        exe="$(readlink "$p/exe" 2>/dev/null || true)"
+        case "$exe" in
+        "$WORK"/*) echo "killing leftover ${p#/proc/} ($exe)"; kill -9 "${p#/proc/}" 2>/dev/null || true ;;
+        esac
+    done
+}
+
 declare -A BUILD_S TEST_S PASSED FAILED EXECUTED STATUS HUNG FAILED_NAMES
 OVERALL=0
 
@@ -125,7 +148,7 @@ run_suite() {
     echo
     echo "=== $run: building (swift build --build-tests) in $dir"
     start=$(now_ms)
-    if ! (cd "$dir" && timeout -k 30 "$BUILD_TIMEOUT" swift build --build-tests) >"$WORK/$run.build.log" 2>&1; then
+    if ! (cd "$dir" && timeout -s INT -k 30 "$BUILD_TIMEOUT" swift build --build-tests) >"$WORK/$run.build.log" 2>&1; then
         tail -50 "$WORK/$run.build.log"
         echo "=== $run: BUILD FAILED"
         STATUS[$run]="build failed"; BUILD_S[$run]=$(seconds_since "$start"); TEST_S[$run]=-
@@ -139,9 +162,10 @@ run_suite() {
     echo "=== $run: swift ${args[*]} (timeout $RUN_TIMEOUT s)"
     start=$(now_ms)
     set +e
-    (cd "$dir" && timeout -k 30 "$RUN_TIMEOUT" swift "${args[@]}") 2>&1 | tee "$log"
+    (cd "$dir" && run_bounded "$RUN_TIMEOUT" swift "${args[@]}") 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     set -e
+    kill_leftovers
     TEST_S[$run]=$(seconds_since "$start")
     summarize "$run" "$log"
     if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
@@ -172,9 +196,10 @@ for run in $RUNS; do
             echo "=== spindle: $PROOF_TEST did not pass in the suite run; running it alone"
             set +e
             (cd "$WORK/spindle/swift-async-algorithms" \
-                && timeout -k 30 120 swift test --no-parallel --skip-build --filter "$PROOF_CLASS") 2>&1 \
+                && run_bounded 120 swift test --no-parallel --skip-build --filter "$PROOF_CLASS") 2>&1 \
                 | tee "$WORK/spindle-proof.log"
             set -e
+            kill_leftovers
             if grep -qE "^Test Case '$PROOF_TEST' passed" "$WORK/spindle-proof.log"; then
                 STATUS[spindle]="${STATUS[spindle]}; proof test passed only when run alone"
             else
