@@ -18,8 +18,9 @@ import Glibc
 public enum FiberError: Error, Equatable, CustomStringConvertible {
     /// No stack could be mapped for the fiber (out of memory or of memory mappings).
     case stackUnavailable(SysError)
-    /// A blocking fiber call that would block a Spindle worker thread, outside any fiber
-    /// (from a task): the worker could be the one the awaited work needs.
+    /// A blocking call made inside a Swift task (on a Spindle worker or Swift's own
+    /// thread pool) instead of a fiber or a plain thread: it would block a thread that
+    /// tasks need, maybe the one the awaited work needs (BlockingPolicy).
     case blockingOnWorker(String)
     /// `Fiber.spawn` was called with no runtime at hand (not on a worker, no global runtime).
     case noRuntime
@@ -29,7 +30,7 @@ public enum FiberError: Error, Equatable, CustomStringConvertible {
         case .stackUnavailable(let e):
             return "Spindle could not map a fiber stack: \(e)"
         case .blockingOnWorker(let call):
-            return "\(call) would block a Spindle worker thread (called from a task, not a fiber); await instead"
+            return "\(call) would block a thread that runs Swift tasks (it was called inside a task, not in a fiber or on a plain thread); use its async form with await"
         case .noRuntime:
             return "Fiber.spawn needs a runtime: call it on a Spindle worker, after Runtime.main, or use runtime.spawnFiber"
         }
@@ -76,6 +77,7 @@ public enum Fiber {
     /// Lets the worker run other ready fibers and tasks, then continues. Outside a fiber it
     /// yields the thread (`sched_yield`).
     /// - Throws: `CancellationError` if the fiber is cancelled.
+    @available(*, noasync, message: "Fiber.yield() is for fibers; in async code use `await Task.yield()`")
     public static func yield() throws {
         guard let ctx = spindle_running_fiber(), let owner = ctx.pointee.owner else {
             sched_yield()
@@ -93,12 +95,14 @@ public enum Fiber {
     /// Parks the fiber for `duration` on the runtime's timers (outside a fiber: sleeps the
     /// thread).
     /// - Throws: `CancellationError` if the fiber is cancelled (at once, not at the deadline).
+    @available(*, noasync, message: "Fiber.sleep blocks; in async code use `try await Spindle.sleep(for:)` or `Task.sleep`")
     public static func sleep(for duration: Duration) throws {
         try sleep(untilNanos: Sys.nowNanos() &+ duration.nanosecondsClamped)
     }
 
     /// Parks the fiber until `deadline` (outside a fiber: sleeps the thread).
     /// - Throws: `CancellationError` if the fiber is cancelled.
+    @available(*, noasync, message: "Fiber.sleep blocks; in async code use `try await Spindle.sleep(for:)` or `Task.sleep`")
     public static func sleep(until deadline: ContinuousClock.Instant) throws {
         let now = ContinuousClock.now
         let left = deadline > now ? (deadline - now).nanosecondsClamped : 0
@@ -107,6 +111,7 @@ public enum Fiber {
 
     static func sleep(untilNanos deadline: Int64) throws {
         guard let me = currentCore, let runtime = me.home?.runtime else {
+            try checkMayBlock("Fiber.sleep")
             Sys.sleepThread(untilNanos: deadline)
             return
         }
@@ -134,6 +139,7 @@ public enum Fiber {
     /// - Throws: the operation's error; ``FiberError/blockingOnWorker(_:)`` from a task
     ///   on a Spindle worker. On a plain thread the task runs on the global Spindle runtime
     ///   if one is installed, else on Swift's default executor.
+    @available(*, noasync, message: "Fiber.wait blocks until async work finishes; in async code just `await` that work")
     public static func wait<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) throws -> T {
         if let me = currentCore, let runtime = me.home?.runtime {
             if me.isCancelled { throw CancellationError() }
@@ -155,7 +161,7 @@ public enum Fiber {
             }
             return try box.take().get()
         }
-        if Worker.current != nil { throw FiberError.blockingOnWorker("Fiber.wait") }
+        try checkMayBlock("Fiber.wait")
         let completion = Completion<T>()
         let runtime = Runtime.global
         Task(executorPreference: runtime) {

@@ -30,6 +30,7 @@ public struct FiberHandle<Value: Sendable>: Sendable, Hashable {
     /// - Throws: the fiber's error; `CancellationError` if the *calling* fiber is cancelled
     ///   while waiting; ``FiberError/blockingOnWorker(_:)`` when called from a task on a
     ///   Spindle worker (use ``value`` there).
+    @available(*, noasync, message: "join() blocks; in async code use `try await handle.value`")
     @inlinable
     public func join() throws -> Value {
         if !core.isFinished { try core.waitUntilFinished() }
@@ -70,7 +71,7 @@ extension FiberCore {
             }
             return
         }
-        if Worker.current != nil { throw FiberError.blockingOnWorker("FiberHandle.join()") }
+        try checkMayBlock("FiberHandle.join()")
         let parker = Parker()
         if addJoiner(JoinWaiter(parker: parker)) {
             while !isFinished { parker.park() }

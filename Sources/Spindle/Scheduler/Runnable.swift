@@ -81,4 +81,13 @@ class Wakeup: @unchecked Sendable {
     // SAFETY (@unchecked Sendable): subclasses hold only atomics and references to
     // thread-safe objects.
     func fire() {}
+
+    /// The runtime stopped with this wake-up armed (`deadline`, monotonic ns) or about to
+    /// fire: a task's wake-up must still happen, at its deadline, elsewhere (nothing is
+    /// dropped); a fiber's cannot (its worker is gone), and a socket timeout's waiter was
+    /// already failed by the reactor's shutdown. Default: drop it.
+    func forwardAfterStop(deadline: Int64?) {}
+
+    /// True if firing it resumes a task (which may then enqueue on its runtime).
+    var resumesATask: Bool { false }
 }

@@ -152,8 +152,16 @@ extension Runtime {
             finishUnstartedFiber(r.fiber, error: RuntimeError.shutDown)
             return
         case .wakeup:
-            // Its fiber belongs to a stopped worker and cannot run any more.
-            _ = r.takeWakeup()
+            // A task's sleep fires at its deadline on Swift's executor; a fiber's cannot
+            // run any more (Wakeup.forwardAfterStop).
+            let w = r.takeWakeup()
+            if w.resumesATask {
+                // Its task may resume onto this runtime (its executor preference) later:
+                // the runtime must outlive it, as for a forwarded job (below).
+                orphanCount.add(1, ordering: .relaxed)
+                keepAliveForForwardedJobs()
+            }
+            w.forwardAfterStop(deadline: deadline)
             return
         }
         orphanCount.add(1, ordering: .relaxed)

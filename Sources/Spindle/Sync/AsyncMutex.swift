@@ -46,6 +46,7 @@ public final class AsyncMutex: Sendable {
 
     /// Waits for the lock, parking the fiber or blocking the thread.
     /// - Throws: `CancellationError`; ``FiberError/blockingOnWorker(_:)`` from a task.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func lock() throws {
         if tryLock() { return }
         let w: Waiter<Void> = try Blocking.blockingWaiter("AsyncMutex.lock")
@@ -73,6 +74,7 @@ public final class AsyncMutex: Sendable {
     }
 
     /// Runs `body` holding the lock (a fiber or a thread).
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func withLock<R>(_ body: () throws -> R) throws -> R {
         try lock()
         defer { unlock() }

@@ -263,6 +263,7 @@ public final class Channel<Element: Sendable>: Sendable {
     /// channel is full.
     /// - Throws: `ChannelClosedError`; `CancellationError` if the fiber is cancelled while
     ///   waiting; ``FiberError/blockingOnWorker(_:)`` from a task (use `await`).
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     @inlinable
     public func send(_ value: Element) throws {
         // One pass under the lock: send now, or queue a waiter made only if needed.
@@ -290,6 +291,7 @@ public final class Channel<Element: Sendable>: Sendable {
     /// while the channel is empty; nil once it is closed and drained.
     /// - Throws: `CancellationError` if the fiber is cancelled while waiting;
     ///   ``FiberError/blockingOnWorker(_:)`` from a task (use `await`).
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     @inlinable
     public func receive() throws -> Element? {
         var waiter: Waiter<Element>?
@@ -399,5 +401,6 @@ extension Channel: Sequence {
         let channel: Channel<Element>
         public mutating func next() -> Element? { (try? channel.receive()) ?? nil }
     }
+    @available(*, noasync, message: "a for-in loop over a channel blocks; in async code write `for await value in channel`")
     public func makeIterator() -> Iterator { Iterator(channel: self) }
 }

@@ -64,6 +64,7 @@ public final class Oneshot<Value: Sendable>: Sendable {
     }
 
     /// Waits for the value, parking the fiber or blocking the thread.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     @inlinable
     public func receive() throws -> Value {
         let w: Waiter<Value> = try Blocking.blockingWaiter("Oneshot.receive")

@@ -287,6 +287,12 @@ public struct Select<Result: Sendable>: Sendable {
 
     /// Runs the select from a task. - Throws: `CancellationError`, `ChannelClosedError`.
     public func run() async throws -> Result {
+        if branches.isEmpty {
+            // Only a timeout: a plain sleep, on this runtime's removable timers.
+            guard let (d, handler) = timeout else { throw SelectError.noBranches }
+            try await Spindle.sleep(for: d)
+            return handler()
+        }
         if let r = try fastPass() { return r }
         let selection = Selection()
         let timeoutIndex = branches.count
@@ -317,9 +323,15 @@ public struct Select<Result: Sendable>: Sendable {
     /// Runs the select from a fiber (parks it) or a plain thread (blocks it).
     /// - Throws: `CancellationError` (fiber cancelled), `ChannelClosedError`,
     ///   ``FiberError/blockingOnWorker(_:)`` from a task.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func run() throws -> Result {
-        if let r = try fastPass() { return r }
         try checkMayBlock("Select.run")
+        if branches.isEmpty {
+            guard let (d, handler) = timeout else { throw SelectError.noBranches }
+            try Fiber.sleep(for: d)
+            return handler()
+        }
+        if let r = try fastPass() { return r }
         let selection = Selection()
         let timeoutIndex = branches.count
         let fiber = Fiber.currentCore
@@ -327,8 +339,15 @@ public struct Select<Result: Sendable>: Sendable {
         let signal = SelectSignal(fiber: fiber, parker: parker)
         if !registerAll(selection, signal: signal) {
             let deadline = timeout.map { Sys.nowNanos() &+ $0.0.nanosecondsClamped }
-            if let d = deadline, let fiber, let runtime = fiber.home?.runtime {
-                runtime.schedule(Runnable(retaining: SelectAlarm { signal.fire() }), at: d)
+            var alarm: (Runtime, TimerEntry)?
+            if let d = deadline, let fiber, let runtime = fiber.home?.runtime,
+               let entry = runtime.schedule(Runnable(retaining: SelectAlarm { signal.fire() }), at: d) {
+                alarm = (runtime, entry)
+            }
+            // Whoever wins, the timer goes at once (its memory too): a loop of selects
+            // with a long timeout must not pile up armed timers.
+            defer {
+                if let (runtime, entry) = alarm, let item = runtime.timers.cancel(entry) { _ = item.takeWakeup() }
             }
             while selection.claimedBranch == nil {
                 if let d = deadline, Sys.nowNanos() >= d {
@@ -351,12 +370,8 @@ public struct Select<Result: Sendable>: Sendable {
         return try conclude(selection, timeoutIndex: timeoutIndex)
     }
 
+    /// A branch that can complete now, without waiting (`branches` is not empty).
     private func fastPass() throws -> Result? {
-        if branches.isEmpty {
-            guard let (d, handler) = timeout else { spindleFatal("Select.run() with no branches and no timeout") }
-            try Fiber.sleep(for: d)
-            return handler()
-        }
         let start = Int.random(in: 0..<branches.count)
         for i in 0..<branches.count {
             if let r = try branches[(start + i) % branches.count].tryNow() { return r }
@@ -399,6 +414,18 @@ public struct Select<Result: Sendable>: Sendable {
         if winner == Selection.cancelled { throw CancellationError() }
         if winner == timeoutIndex, let (_, handler) = timeout { return handler() }
         return try branches[winner].finish()
+    }
+}
+
+/// A select that can never complete.
+public enum SelectError: Error, Equatable, CustomStringConvertible {
+    /// `run()` was called with no branches and no timeout: it would wait forever.
+    case noBranches
+
+    public var description: String {
+        switch self {
+        case .noBranches: return "Select.run() has no branches and no timeout, so it would wait forever: add a branch (onReceive/onSend) or onTimeout"
+        }
     }
 }
 

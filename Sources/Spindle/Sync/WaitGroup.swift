@@ -43,6 +43,7 @@ public final class WaitGroup: Sendable {
     }
 
     /// Waits until the count is zero, parking the fiber or blocking the thread.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func wait() throws {
         if count == 0 { return }
         let w: Waiter<Void> = try Blocking.blockingWaiter("WaitGroup.wait")

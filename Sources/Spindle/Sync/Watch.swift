@@ -76,6 +76,7 @@ public final class Watch<Value: Sendable>: Sendable {
         }
 
         /// The same, parking the fiber or blocking the thread.
+        @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
         @inlinable
         public mutating func changed() throws -> Value {
             let seen = self.seen

@@ -42,12 +42,14 @@ public func sleep(until deadline: ContinuousClock.Instant) async throws {
 /// - Throws: `CancellationError` when the fiber is cancelled (at once, not at the
 ///   deadline); ``FiberError/blockingOnWorker(_:)`` from a task on a Spindle worker
 ///   (use the `async` overload there).
+@available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
 public func sleep(for duration: Duration) throws {
     try checkMayBlock("sleep(for:)")
     try Fiber.sleep(for: duration)
 }
 
 /// In a fiber: parks it until `deadline`; on a plain thread: blocks (see ``sleep(for:)-(Duration)``).
+@available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
 public func sleep(until deadline: ContinuousClock.Instant) throws {
     try checkMayBlock("sleep(until:)")
     try Fiber.sleep(until: deadline)
@@ -131,6 +133,7 @@ public struct Interval: AsyncSequence, Sendable {
         /// Parks the fiber (blocks a thread) until the next tick, and returns its instant.
         /// - Throws: `CancellationError` when the fiber is cancelled;
         ///   ``FiberError/blockingOnWorker(_:)`` from a task (use the async sequence).
+        @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
         public mutating func next() throws -> ContinuousClock.Instant {
             try checkMayBlock("Interval.Ticker.next()")
             try Fiber.sleep(untilNanos: schedule.nextTarget)
@@ -194,6 +197,19 @@ final class TaskSleep: Wakeup, @unchecked Sendable {
         }
         c?.resume()
     }
+
+    /// Its runtime stopped: the sleeping task still wakes, at its deadline, on Swift's
+    /// global executor (where its continuation then resumes), as a `Task.sleep` would.
+    override func forwardAfterStop(deadline: Int64?) {
+        let left = deadline.map { max(0, $0 - Sys.nowNanos()) } ?? 0
+        if left == 0 { fire(); return }
+        Task.detached { [self] in
+            try? await Task.sleep(for: .nanoseconds(left))
+            fire()
+        }
+    }
+
+    override var resumesATask: Bool { true }
 
     /// Sleeps the current task until `deadline` (monotonic ns).
     static func sleep(untilNanos deadline: Int64) async throws {
