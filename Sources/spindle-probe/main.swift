@@ -7,6 +7,7 @@ import Spindle
 import CSpindle
 import Glibc
 import Synchronization
+@_spi(ExperimentalCustomExecutors) import _Concurrency
 
 /// Recurses until the stack runs out.
 @inline(never) nonisolated func overflowingRecursion(_ n: Int) -> Int {
@@ -115,6 +116,13 @@ final class ContinuationSlot: Sendable {
     }.value
 }
 
+/// A synchronous `for-in` over a channel (async code cannot write one: it is `noasync`).
+nonisolated func drainChannel(_ c: Channel<Int>) -> Int {
+    var n = 0
+    for _ in c { n += 1 }
+    return n
+}
+
 switch scenario {
 case "global":
     let value = try Runtime.main { () async throws -> Int in
@@ -212,6 +220,57 @@ case "global-liveness":
         check("resumed-task-while-waker-spins", await resumedTaskRunsWhileItsWakerSpins())
         return 0
     }
+    print("done")
+
+// Misuse that cannot throw: each must end the process with a `Spindle fatal:` message
+// naming the misuse and the fix (GlobalInstallTests / MisuseTests match on it).
+case "misuse-mutex-unlock":
+    AsyncMutex().unlock()
+    print("survived")
+
+case "misuse-waitgroup-done":
+    let wg = WaitGroup()
+    wg.add(1)
+    wg.done()
+    wg.done()
+    print("survived")
+
+case "misuse-channel-capacity":
+    _ = Channel<Int>(capacity: -1)
+    print("survived")
+
+case "misuse-channel-sequence-in-task":
+    let rt = try Runtime(flavor: .multiThread, workers: 1)
+    let ch = Channel<Int>(capacity: 1)
+    let n = try rt.run { drainChannel(ch) }
+    print("survived with \(n) values")
+
+case "misuse-install-twice":
+    Runtime.installGlobalExecutors()
+    Runtime.installGlobalExecutors()
+    print("survived")
+
+case "misuse-install-current-thread":
+    Runtime.installGlobalExecutors(configuration: Runtime.Configuration(flavor: .currentThread))
+    print("survived")
+
+case "install-late":
+    // Swift concurrency starts on its own executors first (a task ran, the main actor's
+    // executor exists). Swift 6.3.1 still takes the factory afterwards: install checks
+    // that it did (and stops the process if not), and new tasks run on Spindle.
+    let ran = ProbeFlag()
+    Task.detached { ran.set() }
+    while !ran.isSet { sched_yield() }
+    _ = MainActor.executor
+    Runtime.installGlobalExecutors()
+    let onSpindle = ProbeFlag()
+    let checked = ProbeFlag()
+    Task.detached {
+        if onGlobalWorker() { onSpindle.set() }
+        checked.set()
+    }
+    while !checked.isSet { sched_yield() }
+    check("late-install-takes-new-tasks", onSpindle.isSet)
     print("done")
 
 default:

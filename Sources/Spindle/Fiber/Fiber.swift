@@ -24,6 +24,8 @@ public enum FiberError: Error, Equatable, CustomStringConvertible {
     case blockingOnWorker(String)
     /// `Fiber.spawn` was called with no runtime at hand (not on a worker, no global runtime).
     case noRuntime
+    /// A fiber called `join()` on its own handle: it would wait for itself forever.
+    case joiningItself
 
     public var description: String {
         switch self {
@@ -33,6 +35,8 @@ public enum FiberError: Error, Equatable, CustomStringConvertible {
             return "\(call) would block a thread that runs Swift tasks (it was called inside a task, not in a fiber or on a plain thread); use its async form with await"
         case .noRuntime:
             return "Fiber.spawn needs a runtime: call it on a Spindle worker, after Runtime.main, or use runtime.spawnFiber"
+        case .joiningItself:
+            return "a fiber called join() on its own handle, which would wait forever: join it from another fiber, a thread or a task"
         }
     }
 }

@@ -63,7 +63,7 @@ extension FiberCore {
     @usableFromInline
     func waitUntilFinished() throws {
         if let me = Fiber.currentCore {
-            if me === self { spindleFatal("a fiber cannot join itself") }
+            if me === self { throw FiberError.joiningItself }
             guard addJoiner(JoinWaiter(fiber: me)) else { return }
             while !isFinished {
                 if me.isCancelled { throw CancellationError() }

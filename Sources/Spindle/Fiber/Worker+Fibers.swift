@@ -59,12 +59,14 @@ extension Worker {
     /// Owner: runs `fiber` until it suspends or ends.
     func runFiber(_ fiber: FiberCore) {
         if fiber.context == nil {
+            // Current-thread flavour: the first fiber alive pins them all to this thread.
+            if isCurrentThreadFlavor { checkFiberThread() }
             guard startFiber(fiber) else { return }
-        } else if fiber.homeWorker?.toOpaque() != Unmanaged.passUnretained(self).toOpaque() {
-            spindleFatal("a started fiber was queued on a worker other than its own")
-        }
-        if isCurrentThreadFlavor {
-            checkFiberThread()
+        } else {
+            if fiber.homeWorker?.toOpaque() != Unmanaged.passUnretained(self).toOpaque() {
+                spindleFatal("a started fiber was queued on a worker other than its own")
+            }
+            if isCurrentThreadFlavor { checkFiberThread() }
         }
         // SAFETY: context is set (started and not finished); the fiber is suspended, so
         // resuming it is the one legal move.
@@ -134,15 +136,23 @@ extension Worker {
         runtime.fiberEnded(fiber)
     }
 
+    /// Current-thread flavour: fibers alive (started, not ended) stay on one thread; with
+    /// none alive, the calling thread becomes theirs.
     private func checkFiberThread() {
         let me = pthread_self()
-        if let t = fiberThread {
-            if pthread_equal(t, me) == 0 {
-                spindleFatal("fibers of a current-thread runtime must be driven (run/shutdown) from the thread that started them")
-            }
-        } else {
-            fiberThread = me
+        if let t = fiberThread, pthread_equal(t, me) == 0, liveFibers != nil {
+            // `run` refuses this case with RuntimeError.fibersOnAnotherThread; `shutdown`
+            // cannot throw.
+            spindleFatal("a current-thread runtime's fibers run only on the thread that started them, and another thread is driving it: call run and shutdown from that thread, or use a .multiThread runtime")
         }
+        fiberThread = me
+    }
+
+    /// Current-thread flavour, under the turn lock: started fibers are alive and pinned to
+    /// a thread other than the caller's.
+    var fibersPinnedToAnotherThread: Bool {
+        guard let t = fiberThread, liveFibers != nil else { return false }
+        return pthread_equal(t, pthread_self()) == 0
     }
 
     // MARK: stacks

@@ -20,7 +20,7 @@ import Glibc
 
 enum GlobalExecutors {
     /// Set once, by `install`, before Swift asks the factory for anything.
-    static let state = Lock<(configuration: Runtime.Configuration, runtime: Runtime?)>((Runtime.Configuration(), nil))
+    static let state = Lock<(configuration: Runtime.Configuration, runtime: Runtime?, installing: Bool)>((Runtime.Configuration(), nil, false))
 
     static func isGlobal(_ runtime: Runtime) -> Bool {
         state.withLock { $0.runtime === runtime }
@@ -55,13 +55,33 @@ extension Runtime {
     /// a synchronous `main.swift`, before anything touches Swift concurrency, then end the
     /// program's setup with ``runMainLoop()``. Prefer ``main(configuration:_:)``, which
     /// does both.
+    ///
+    /// Misuse stops the process with a `Spindle fatal:` message saying what to do: a
+    /// `.currentThread` configuration (the global executor serves every thread, so it must
+    /// have threads of its own), a second call, or a call after Swift concurrency already
+    /// started on its own executors (the install is then checked, not assumed).
     public static func installGlobalExecutors(configuration: Configuration = Configuration(flavor: .multiThread)) {
-        var config = configuration
-        config.flavor = .multiThread
-        GlobalExecutors.state.withLock { $0.configuration = config }
+        if configuration.flavor != .multiThread {
+            spindleFatal("installGlobalExecutors needs a .multiThread configuration (Swift's global executor is shared by every thread, so it needs threads of its own); for a current-thread runtime use Runtime(flavor: .currentThread).run")
+        }
+        let again = GlobalExecutors.state.withLock { s -> Bool in
+            if s.installing || s.runtime != nil { return true }
+            s.installing = true
+            s.configuration = configuration
+            return false
+        }
+        if again {
+            spindleFatal("Spindle was installed as Swift's global executor twice: call Runtime.main or installGlobalExecutors once, as the first statement of main.swift")
+        }
         _createExecutors(factory: SpindleExecutorFactory.self)
-        // Start the workers now so a misconfiguration fails here, not at the first Task.
-        _ = GlobalExecutors.globalRuntime
+        // Start the workers now so a misconfiguration fails here, not at the first Task,
+        // and check that Swift took the factory: if its own executors already existed
+        // (something used Swift concurrency earlier), every task would silently keep
+        // running on them.
+        let runtime = GlobalExecutors.globalRuntime
+        if (Task.defaultExecutor as AnyObject) !== runtime || (MainActor.executor as AnyObject) !== MainLoopExecutor.shared {
+            spindleFatal("Swift concurrency was already running on its own executors when Spindle was installed, so Spindle could not take over: call Runtime.main or installGlobalExecutors as the very first statement of main.swift, before any Task, actor or await")
+        }
     }
 
     /// Runs the main actor's executor on the calling (main) thread until

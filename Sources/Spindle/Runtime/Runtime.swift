@@ -252,6 +252,12 @@ public final class Runtime: @unchecked Sendable {
     public func run<T: Sendable>(_ body: sending @escaping () async throws -> T) throws -> T {
         if Worker.current != nil { throw RuntimeError.runInsideWorker }
         if isStopped { throw RuntimeError.shutDown }
+        if configuration.flavor == .currentThread {
+            turn.acquire()
+            let pinned = workers[0].fibersPinnedToAnotherThread
+            turn.release()
+            if pinned { throw RuntimeError.fibersOnAnotherThread }
+        }
         let completion = Completion<T>()
         Task(executorPreference: self) {
             do { completion.finish(.success(try await body())) } catch { completion.finish(.failure(error)) }

@@ -11,6 +11,9 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     case invalidConfiguration(String)
     /// The kernel refused the reactor (epoll or eventfd: out of descriptors or memory).
     case reactorUnavailable(SysError)
+    /// A current-thread runtime's fibers run on the thread that started the first of them
+    /// (a fiber never moves), and another thread called `run` while they are alive.
+    case fibersOnAnotherThread
 
     public var description: String {
         switch self {
@@ -24,6 +27,8 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
             return "invalid Spindle runtime configuration: \(why)"
         case .reactorUnavailable(let e):
             return "Spindle could not create its I/O reactor: \(e)"
+        case .fibersOnAnotherThread:
+            return "this current-thread runtime has live fibers, which run only on the thread that started them: call run (and shutdown) from that thread, or use a .multiThread runtime"
         }
     }
 }

@@ -78,9 +78,10 @@ final class LocalQueue: @unchecked Sendable {
     }
 
     /// Owner only. Pushes `item`; if the ring is full, first moves its oldest half to
-    /// `overflow` in one batch. Returns true if it overflowed.
+    /// `overflow` in one batch. Returns true if it overflowed. Items the overflow queue
+    /// refuses (it closed: the runtime stopped) go to `orphaned`, never nowhere.
     @discardableResult
-    func push(_ item: Runnable, overflow: InjectQueue) -> Bool {
+    func push(_ item: Runnable, overflow: InjectQueue, orphaned: (Runnable) -> Void = LocalQueue.noOrphansExpected) -> Bool {
         var overflowed = false
         while true {
             let h = head.load(ordering: .acquiring)
@@ -93,15 +94,21 @@ final class LocalQueue: @unchecked Sendable {
             }
             if steal != real {
                 // A stealer is making room right now; do not wait for it.
-                overflow.push(item)
+                if !overflow.push(item) { orphaned(item) }
                 return true
             }
-            if moveOldestHalf(head: real, tail: t, to: overflow) { overflowed = true }
+            if moveOldestHalf(head: real, tail: t, to: overflow, orphaned: orphaned) { overflowed = true }
             // Either there is room now, or a stealer took items between our load and CAS.
         }
     }
 
-    private func moveOldestHalf(head real: UInt32, tail t: UInt32, to overflow: InjectQueue) -> Bool {
+    /// The default for `push`: callers that can meet a closed inject queue (the workers)
+    /// pass the runtime's forwarding instead.
+    static func noOrphansExpected(_ r: Runnable) {
+        spindleFatal("a job overflowed into a closed inject queue and had nowhere to go")
+    }
+
+    private func moveOldestHalf(head real: UInt32, tail t: UInt32, to overflow: InjectQueue, orphaned: (Runnable) -> Void) -> Bool {
         let half = capacity / 2
         precondition(t &- real == capacity, "Spindle fatal: local queue overflow with a queue that is not full")
         let prev = Self.pack(steal: real, real: real)
@@ -115,7 +122,7 @@ final class LocalQueue: @unchecked Sendable {
         for i in 0..<half {
             batch.append(Runnable(bits: slots[Int((real &+ i) & mask)].load(ordering: .relaxed)))
         }
-        overflow.push(batch: batch)
+        if !overflow.push(batch: batch) { batch.forEach(orphaned) }
         return true
     }
 

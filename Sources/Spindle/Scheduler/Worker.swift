@@ -122,7 +122,7 @@ final class Worker: @unchecked Sendable {
         }
         let previous = runNextSlot.exchange(r.bits, ordering: .acquiringAndReleasing)
         if previous != 0 {
-            if queue.push(Runnable(bits: previous), overflow: runtime.inject) { inSpawnBurst = true }
+            if queue.push(Runnable(bits: previous), overflow: runtime.inject, orphaned: forwardOrphan) { inSpawnBurst = true }
             runtime.driver.notifyOne()
         }
     }
@@ -150,7 +150,7 @@ final class Worker: @unchecked Sendable {
 
     /// Owner thread only: to the back of the local queue, waking an idle worker if needed.
     func scheduleBack(_ r: Runnable) {
-        if queue.push(r, overflow: runtime.inject) { inSpawnBurst = true }
+        if queue.push(r, overflow: runtime.inject, orphaned: forwardOrphan) { inSpawnBurst = true }
         runtime.driver.notifyOne()
     }
 
@@ -228,7 +228,7 @@ final class Worker: @unchecked Sendable {
             }
             // Streak over: to the back of the queue. No wake-up: we pop from this queue
             // right now, and anything already there was announced when it was pushed.
-            if queue.push(r, overflow: runtime.inject) { inSpawnBurst = true }
+            if queue.push(r, overflow: runtime.inject, orphaned: forwardOrphan) { inSpawnBurst = true }
         }
         runNextStreak = 0
         if let r = queue.pop() { return r }
@@ -246,7 +246,7 @@ final class Worker: @unchecked Sendable {
         let share = min(inject.count / runtime.workers.count + 1, Int(queue.capacity / 2))
         var first: Runnable?
         _ = inject.pop(upTo: share) { r in
-            if first == nil { first = r } else { queue.push(r, overflow: inject) }
+            if first == nil { first = r } else { queue.push(r, overflow: inject, orphaned: forwardOrphan) }
         }
         return first
     }
@@ -356,6 +356,10 @@ final class Worker: @unchecked Sendable {
             }
         }
     }
+
+    /// A job the closed inject queue refused (the runtime stopped while it overflowed):
+    /// forwarded like everything else left after stop.
+    private func forwardOrphan(_ r: Runnable) { runtime.forwardOrphan(r) }
 
     /// After stop: nothing may stay stranded in this worker's queues.
     private func forwardLocalWork() {

@@ -57,7 +57,9 @@ public final class AsyncMutex: Sendable {
     /// Releases the lock; the oldest waiter (if any) gets it next.
     public func unlock() {
         let wake: Wake? = state.withLock { s in
-            guard s.locked else { spindleFatal("AsyncMutex.unlock() called on an unlocked mutex") }
+            guard s.locked else {
+                spindleFatal("AsyncMutex.unlock() was called on a mutex that is not locked: call unlock() once per successful lock() or tryLock(), or use withLock")
+            }
             // Ownership passes to the oldest waiter (stays locked), or the lock is free.
             if let w = Blocking.completeFirst(&s.waiters, .completed) { return w }
             s.locked = false

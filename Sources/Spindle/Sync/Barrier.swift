@@ -15,7 +15,7 @@ public final class Barrier: Sendable {
     @usableFromInline let state: Lock<State>
 
     public init(parties: Int) {
-        precondition(parties >= 1, "Barrier needs at least one party")
+        if parties < 1 { spindleFatal("Barrier(parties: \(parties)): a barrier needs at least one party") }
         state = Lock(State(parties: parties))
     }
 

@@ -42,7 +42,7 @@ public final class Broadcast<Value: Sendable>: Sendable {
 
     /// A broadcast keeping the last `capacity` values for receivers that fall behind.
     public init(capacity: Int) {
-        precondition(capacity >= 1, "Broadcast capacity must be >= 1")
+        if capacity < 1 { spindleFatal("Broadcast(capacity: \(capacity)): the capacity must be at least 1 (the values a slow receiver may lag behind)") }
         state = Lock(State(capacity: capacity))
     }
 

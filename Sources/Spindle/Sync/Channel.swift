@@ -159,7 +159,7 @@ public final class Channel<Element: Sendable>: Sendable {
     /// A channel that holds up to `capacity` values (0: every send waits for a receiver).
     @inlinable
     public init(capacity: Int) {
-        precondition(capacity >= 0, "Channel capacity must be >= 0")
+        if capacity < 0 { spindleFatal("Channel(capacity: \(capacity)): the capacity must be 0 (rendezvous) or more; use Channel.unbounded() for no limit") }
         state = Lock(ChannelState(capacity: capacity))
     }
 
@@ -396,10 +396,22 @@ extension Channel: AsyncSequence {
 
 extension Channel: Sequence {
     /// Iterating from a fiber or thread: blocks for each value; ends when the channel is
-    /// closed and drained (or the fiber is cancelled).
+    /// closed and drained, or when the fiber is cancelled (its next blocking call then
+    /// throws `CancellationError`). Inside a Swift task it cannot block, and an iterator
+    /// cannot throw: it stops the process with a message instead of pretending the
+    /// channel is empty (`for await` is the form for tasks; the compiler refuses this one
+    /// in async code).
     public struct Iterator: IteratorProtocol {
         let channel: Channel<Element>
-        public mutating func next() -> Element? { (try? channel.receive()) ?? nil }
+        public mutating func next() -> Element? {
+            do {
+                return try channel.receive()
+            } catch is FiberError {
+                spindleFatal("`for value in channel` ran inside a Swift task, where it cannot block: write `for await value in channel`, or iterate from a fiber or a plain thread")
+            } catch {
+                return nil // CancellationError: the fiber is being cancelled
+            }
+        }
     }
     @available(*, noasync, message: "a for-in loop over a channel blocks; in async code write `for await value in channel`")
     public func makeIterator() -> Iterator { Iterator(channel: self) }

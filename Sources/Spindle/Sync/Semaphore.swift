@@ -23,7 +23,7 @@ public final class Semaphore: Sendable {
     @usableFromInline let state: Lock<State>
 
     public init(permits: Int) {
-        precondition(permits >= 0, "Semaphore permits must be >= 0")
+        if permits < 0 { spindleFatal("Semaphore(permits: \(permits)): the permits must be 0 or more") }
         state = Lock(State(permits: permits))
     }
 
@@ -59,7 +59,7 @@ public final class Semaphore: Sendable {
 
     /// Returns `count` permits, waking waiters in arrival order.
     public func release(count: Int = 1) {
-        precondition(count >= 0, "Semaphore.release count must be >= 0")
+        if count < 0 { spindleFatal("Semaphore.release(count: \(count)): the count must be 0 or more") }
         let wakes: [Wake] = state.withLock { s in
             s.permits += count
             var out: [Wake] = []

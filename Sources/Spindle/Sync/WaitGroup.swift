@@ -11,7 +11,7 @@ public final class WaitGroup: Sendable {
     @usableFromInline let state: Lock<State>
 
     public init(count: Int = 0) {
-        precondition(count >= 0, "WaitGroup count must be >= 0")
+        if count < 0 { spindleFatal("WaitGroup(count: \(count)): the count must be 0 or more") }
         state = Lock(State(count: count))
     }
 
@@ -19,7 +19,7 @@ public final class WaitGroup: Sendable {
 
     /// Adds `n` outstanding jobs.
     public func add(_ n: Int = 1) {
-        precondition(n >= 0, "WaitGroup.add needs n >= 0; use done()")
+        if n < 0 { spindleFatal("WaitGroup.add(\(n)): n must be 0 or more; call done() once per finished job instead") }
         state.withLock { $0.count += n }
     }
 
@@ -27,7 +27,9 @@ public final class WaitGroup: Sendable {
     /// is a programming error (as in Go) and stops the process with a message.
     public func done() {
         let wakes: [Wake] = state.withLock { s in
-            guard s.count > 0 else { spindleFatal("WaitGroup.done() called more times than add()") }
+            guard s.count > 0 else {
+                spindleFatal("WaitGroup.done() was called more times than add() counted: call add(n) before starting n jobs, and done() once per job")
+            }
             s.count -= 1
             guard s.count == 0 else { return [] }
             return Blocking.completeAll(&s.waiters, .completed)

@@ -32,8 +32,9 @@ public struct SysError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// Stops the process with a fixed-prefix message. Used only for broken runtime invariants
-/// (never for anything a user's input can cause); tests match on the prefix.
+/// Stops the process with a fixed-prefix message: for broken runtime invariants, and for a
+/// misuse that cannot throw (the message then names the misuse and what to do instead).
+/// Never for anything a program's input can cause. Tests match on the prefix.
 @usableFromInline
 func spindleFatal(_ message: String, file: StaticString = #fileID, line: UInt = #line) -> Never {
     fatalError("Spindle fatal: \(message)", file: file, line: line)

@@ -104,7 +104,7 @@ public struct Interval: AsyncSequence, Sendable {
     public let missedTicks: MissedTickBehavior
 
     public init(every period: Duration, missedTicks: MissedTickBehavior = .skip) {
-        precondition(period > .zero, "an interval's period must be positive")
+        if period <= .zero { spindleFatal("Interval(every: \(period)): the period must be positive") }
         self.period = period
         self.missedTicks = missedTicks
     }
