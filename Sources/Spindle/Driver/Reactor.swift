@@ -211,8 +211,16 @@ final class Reactor: Sendable {
         for h in all { h.failWaiters(.runtimeShutDown) }
     }
 
-    deinit {
+    private let backendsClosed = Atomic<Bool>(false)
+
+    /// Closes the backends' descriptors, once (after the runtime stopped and no thread
+    /// polls any more, or at deinit). A late deregistration then finds a closed epoll and
+    /// is ignored (Sys.epollDelete).
+    func closeBackends() {
+        if backendsClosed.exchange(true, ordering: .acquiringAndReleasing) { return }
         backend.close()
         for b in workerBackends { b.close() }
     }
+
+    deinit { closeBackends() }
 }

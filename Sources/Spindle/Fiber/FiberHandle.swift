@@ -64,9 +64,15 @@ extension FiberCore {
     func waitUntilFinished() throws {
         if let me = Fiber.currentCore {
             if me === self { throw FiberError.joiningItself }
-            guard addJoiner(JoinWaiter(fiber: me)) else { return }
+            let waiter = JoinWaiter(fiber: me)
+            guard addJoiner(waiter) else { return }
             while !isFinished {
-                if me.isCancelled { throw CancellationError() }
+                if me.isCancelled {
+                    // Let go of ourselves: the target may run for long, and its list
+                    // would keep this fiber (and its frames) alive until then.
+                    waiter.withdraw()
+                    throw CancellationError()
+                }
                 me.park(unless: { isFinished })
             }
             return

@@ -137,11 +137,16 @@ public final class Runtime: @unchecked Sendable {
         self.configuration = config
         self.fiberStackSize = FiberStack.usableSize(for: config.fiberStackSize)
         self.idle = Idle(workerCount: n)
+        // Multi-thread: one backend per worker too, for descriptors its fibers wait on. If
+        // any of them fails, the ones made so far are closed (they are descriptors).
+        var made: [EpollBackend] = []
         do {
-            // Multi-thread: one backend per worker too, for descriptors its fibers wait on.
-            let own = config.flavor == .multiThread ? try (0..<n).map { _ throws(SysError) in try EpollBackend() } : []
-            self.reactor = try Reactor(backend: try EpollBackend(), workerBackends: own)
+            let count = config.flavor == .multiThread ? n + 1 : 1
+            for _ in 0..<count { made.append(try EpollBackend()) }
+            let shared = made.removeLast()
+            self.reactor = try Reactor(backend: shared, workerBackends: made)
         } catch {
+            for b in made { b.close() }
             throw .reactorUnavailable(error)
         }
         self.driver = Driver(reactor: reactor, timers: timers, idle: idle, workerCount: n)
@@ -177,6 +182,7 @@ public final class Runtime: @unchecked Sendable {
                     _ = spindle_set_timer_slack(Tuning.timerSlackNanos)
                     w.run(until: { false })
                     if liveThreads.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+                        releaseResourcesAfterStop()
                         threadsExited.open()
                     }
                 }
@@ -322,6 +328,7 @@ public final class Runtime: @unchecked Sendable {
             tryFinishDrain()
             if !stoppedLatch.wait(deadline: deadline) {
                 stop()
+                blocking.shutdown()
                 return false
             }
             threadsExited.wait()
@@ -332,11 +339,23 @@ public final class Runtime: @unchecked Sendable {
             }
             let clean = isStopped
             stop()
+            releaseResourcesAfterStop()
             turn.release()
             if !clean { return false }
         }
         blocking.shutdown()
         return true
+    }
+
+    /// Once no worker loop can run any more (the last worker thread has exited, or the
+    /// current-thread flavour's driver has stopped it): closes the reactor's descriptors
+    /// and frees the stack pools now, not when the object goes away. A runtime that
+    /// forwarded a job stays allocated for good (Scheduler.swift), and would otherwise keep
+    /// 2(N+1) descriptors and its pooled stacks forever. Sockets still open fail with
+    /// `SocketError.runtimeShutDown` (the reactor shut down in `stop`).
+    func releaseResourcesAfterStop() {
+        reactor.closeBackends()
+        for w in workers { w.releaseStackPool() }
     }
 
     // MARK: blocking work

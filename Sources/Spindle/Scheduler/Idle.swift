@@ -71,12 +71,16 @@ final class Idle: Sendable {
         }
     }
 
-    /// Rule 2.
+    /// Rule 2. A compare-exchange loop: a load followed by an add let two workers both see
+    /// room for one more searcher and exceed the cap.
     func transitionToSearching() -> Bool {
-        let s = state.load(ordering: .sequentiallyConsistent)
-        if 2 * (s & Idle.searchMask) >= workerCount { return false }
-        state.add(1, ordering: .sequentiallyConsistent)
-        return true
+        var s = state.load(ordering: .sequentiallyConsistent)
+        while true {
+            if 2 * (s & Idle.searchMask) >= workerCount { return false }
+            let (done, seen) = state.compareExchange(expected: s, desired: s + 1, ordering: .sequentiallyConsistent)
+            if done { return true }
+            s = seen
+        }
     }
 
     /// Rule 3. Returns true if the caller was the last searcher.
