@@ -37,8 +37,24 @@ final class ListenerCore: Sendable {
     }
 
     /// One accept attempt, with EMFILE/ENFILE reported separately so the caller backs off.
+    /// A connection that failed while it waited in the backlog (ECONNABORTED, and the
+    /// network errors Linux passes on from a pending connection: accept(2), "Error
+    /// handling") is not the listener's failure: take the next one, as Go does.
     private static func attempt(_ fd: Int32) throws(SysError) -> Sys.Outcome<(Int32, SocketAddress?)> {
-        try Sys.accept(fd)
+        while true {
+            do {
+                return try Sys.accept(fd)
+            } catch where ListenerCore.pendingConnectionFailed(error.errno) {
+                continue
+            }
+        }
+    }
+
+    static func pendingConnectionFailed(_ e: Int32) -> Bool {
+        switch e {
+        case ECONNABORTED, EPROTO, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH: return true
+        default: return false
+        }
     }
 
     func accept() async throws -> (Int32, SocketAddress?) {

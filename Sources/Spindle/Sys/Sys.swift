@@ -50,9 +50,20 @@ enum Sys {
     @inline(__always)
     static func call<T: BinaryInteger>(_ name: StaticString, _ body: () -> T) throws(SysError) -> Outcome<T> {
         while true {
+            let e: Int32
+            #if DEBUG
+            if let injected = FaultInjection.fault(name) {
+                e = injected
+            } else {
+                let r = body()
+                if r >= 0 { return .ok(r) }
+                e = spindle_errno()
+            }
+            #else
             let r = body()
             if r >= 0 { return .ok(r) }
-            let e = spindle_errno()
+            e = spindle_errno()
+            #endif
             switch e {
             case EINTR: continue
             case EAGAIN, EWOULDBLOCK: return .wouldBlock
@@ -129,6 +140,9 @@ enum Sys {
     /// Waits for events (timeout < 0: forever); 0 on EINTR. Any other failure means the
     /// instance or the buffer the runtime owns is invalid.
     static func epollWait(_ ep: Int32, _ events: UnsafeMutablePointer<epoll_event>, capacity: Int32, timeoutNanos: Int64) -> Int {
+        #if DEBUG
+        if FaultInjection.fault("epoll_wait") == EINTR { return 0 }
+        #endif
         let n = spindle_epoll_wait(ep, events, capacity, timeoutNanos)
         if n >= 0 { return Int(n) }
         let e = spindle_errno()
@@ -156,6 +170,9 @@ enum Sys {
     /// Sleeps while `*word == expected`, at most `timeoutNanos` (< 0: forever). Spurious
     /// returns are allowed; callers re-check their condition.
     static func futexWait(_ word: UnsafeMutablePointer<UInt32>, expected: UInt32, timeoutNanos: Int64) {
+        #if DEBUG
+        if FaultInjection.fault("futex_wait") == EINTR { return } // a spurious wake-up
+        #endif
         let r = spindle_futex_wait(word, expected, timeoutNanos)
         switch -r {
         case 0, EAGAIN, EINTR, ETIMEDOUT: return
