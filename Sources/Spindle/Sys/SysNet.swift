@@ -114,6 +114,20 @@ extension Sys {
         }
     }
 
+    /// Which file a path names: device and inode (lstat: a symbolic link is not followed),
+    /// for a socket file only; nil if the path names nothing or something else.
+    static func socketFileIdentity(_ path: String) -> SocketFileIdentity? {
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK else { return nil }
+        return SocketFileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    /// Removes the name `path`. A failure (already gone, no permission) leaves nothing for
+    /// the caller to undo, so it is not reported.
+    static func unlink(_ path: String) {
+        _ = Glibc.unlink(path)
+    }
+
     static func shutdown(_ fd: Int32, _ how: Int32) throws(SysError) {
         _ = try call("shutdown") { Glibc.shutdown(fd, how) }
     }
@@ -144,6 +158,12 @@ extension Sys {
         while readdir(dir) != nil { n += 1 }
         return n - 3 // ".", "..", and the directory's own descriptor
     }
+}
+
+/// A file's identity (st_dev, st_ino): the same path may name another file later.
+struct SocketFileIdentity: Equatable, Sendable {
+    let device: UInt64
+    let inode: UInt64
 }
 
 extension ProcessStats {
