@@ -1,5 +1,5 @@
-// Unix-domain sockets and the files they own: a listener removes only the socket file it
-// created, once.
+// Unix-domain sockets and the files and descriptors they own: a listener removes only the
+// socket file it created, once; a failed `UnixStream.pair()` closes both descriptors.
 @testable import Spindle
 import Testing
 #if canImport(Glibc)
@@ -11,6 +11,28 @@ private func makeRuntime() throws -> Runtime {
 }
 
 private func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+/// A backend that accepts `allowed` registrations, then refuses with ENOSPC, which is what
+/// epoll_ctl says once the user's `max_user_watches` is used up.
+private final class RefusingBackend: ReactorBackend, Sendable {
+    private let inner = FakeBackend()
+    private let left: Lock<Int>
+    init(allowed: Int) { left = Lock(allowed) }
+
+    func register(fd: Int32, token: UInt64) throws(SysError) {
+        let ok = left.withLock { n -> Bool in
+            if n == 0 { return false }
+            n -= 1
+            return true
+        }
+        if !ok { throw SysError(errno: ENOSPC, call: "epoll_ctl") }
+        try inner.register(fd: fd, token: token)
+    }
+    func deregister(fd: Int32) { inner.deregister(fd: fd) }
+    func poll(timeoutNanos: Int64?, _ body: (UInt64, Readiness) -> Void) { inner.poll(timeoutNanos: timeoutNanos, body) }
+    func wake() { inner.wake() }
+    func close() {}
+}
 
 @Suite(.serialized) struct UnixSocketHardeningTests {
     /// Listener A is closed (its file goes), B binds the same path, then A is dropped.
@@ -55,5 +77,24 @@ private func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
         // Dropped without close: its own file goes.
         do { _ = try UnixListener.bind(path: path, on: rt) }
         #expect(!exists(path))
+    }
+
+    /// The second registration of `pair()` refused: before, the first stream's handle was
+    /// dropped without closing, leaking its descriptor and its reactor registration.
+    @Test func aPairWhoseSecondRegistrationFailsClosesBothDescriptors() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let reactor = Reactor(backend: RefusingBackend(allowed: 1))
+        let before = ProcessStats.openDescriptors()
+        #expect(throws: SocketError.system(SysError(errno: ENOSPC, call: "epoll_ctl"))) {
+            try UnixStream.pair(runtime: rt, reactor: reactor)
+        }
+        #expect(ProcessStats.openDescriptors() == before)
+        #expect(reactor.registrationCount == 0)
+        // The first registration refused: nothing leaks either.
+        let refusing = Reactor(backend: RefusingBackend(allowed: 0))
+        #expect(throws: SocketError.self) { try UnixStream.pair(runtime: rt, reactor: refusing) }
+        #expect(ProcessStats.openDescriptors() == before)
+        #expect(refusing.registrationCount == 0)
     }
 }

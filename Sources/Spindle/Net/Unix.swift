@@ -109,13 +109,19 @@ public final class UnixStream: StreamSocket, @unchecked Sendable {
 
     /// Two connected streams (socketpair).
     public static func pair(on runtime: Runtime? = nil) throws(SocketError) -> (UnixStream, UnixStream) {
-        let rt = try Runtime.forIO(runtime)
-        var fds: [Int32] = [0, 0]
-        let r = socketpair(AF_UNIX, spindle_sock_stream_type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds)
-        if r != 0 { throw SocketError(errno: spindle_errno(), call: "socketpair") }
+        try pair(runtime: try Runtime.forIO(runtime), reactor: nil)
+    }
+
+    /// `pair(on:)` with the reactor to register with (tests give one whose registrations fail).
+    static func pair(runtime rt: Runtime, reactor: Reactor?) throws(SocketError) -> (UnixStream, UnixStream) {
+        let (fd0, fd1): (Int32, Int32)
+        do { (fd0, fd1) = try Sys.socketPair(type: spindle_sock_stream_type) } catch { throw SocketError(error) }
+        // A failed IOHandle init closes its own descriptor; the other one is ours to close
+        // (not yet registered) or to close through its handle (registered).
         let a: IOHandle
-        do { a = try IOHandle(fd: fds[0], runtime: rt) } catch { Sys.closeDescriptor(fds[1]); throw error }
-        let b = try IOHandle(fd: fds[1], runtime: rt)
+        do { a = try IOHandle(fd: fd0, runtime: rt, reactor: reactor) } catch { Sys.closeDescriptor(fd1); throw error }
+        let b: IOHandle
+        do { b = try IOHandle(fd: fd1, runtime: rt, reactor: reactor) } catch { a.close(); throw error }
         return (UnixStream(io: a), UnixStream(io: b))
     }
 }

@@ -28,6 +28,16 @@ extension Sys {
         return fd
     }
 
+    /// Two connected, non-blocking, close-on-exec Unix-domain sockets.
+    static func socketPair(type: Int32) throws(SysError) -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        let flags = Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        guard case .ok = try call("socketpair", { socketpair(AF_UNIX, type | flags, 0, &fds) }) else {
+            throw SysError(errno: EAGAIN, call: "socketpair")
+        }
+        return (fds[0], fds[1])
+    }
+
     static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) throws(SysError) {
         _ = try call("setsockopt") { spindle_set_int_option(fd, level, name, value) }
     }
