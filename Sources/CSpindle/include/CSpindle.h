@@ -117,6 +117,8 @@ static inline ssize_t spindle_sendto(int fd, const void *_Nonnull buf, size_t le
 // SO_ERROR of a socket (a finished non-blocking connect's result), or -errno.
 int spindle_socket_error(int fd);
 int spindle_set_int_option(int fd, int level, int name, int value);
+// Bytes queued for reading on a socket (ioctl FIONREAD), or -errno.
+int spindle_socket_queued(int fd);
 
 // ---- signals (Signals.c) ---------------------------------------------------------------
 // Installs a handler for `signo` that records it and writes to `wake_fd` (an eventfd),

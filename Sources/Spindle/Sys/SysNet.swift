@@ -99,6 +99,11 @@ extension Sys {
         try call("recv") { Glibc.recv(fd, buf.baseAddress, buf.count, 0) }
     }
 
+    /// Bytes queued for reading on socket `fd` (FIONREAD); 0 if the socket cannot say.
+    static func queuedBytes(_ fd: Int32) -> Int {
+        max(0, Int(spindle_socket_queued(fd)))
+    }
+
     static func send(_ fd: Int32, _ buf: UnsafeRawBufferPointer) throws(SysError) -> Outcome<Int> {
         try call("send") { spindle_send(fd, buf.baseAddress!, buf.count) }
     }
