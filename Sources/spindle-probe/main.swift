@@ -115,6 +115,26 @@ final class ContinuationSlot: Sendable {
     }.value
 }
 
+/// A small text file (procfs) read in one go, or nil.
+func readText(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = read(fd, &chunk, chunk.count)
+        if n <= 0 { break }
+        bytes += chunk[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// The next signal of `stream`, or nil if none came within 10 s.
+func nextSignal(_ stream: SignalStream, on rt: Runtime) -> UnixSignal? {
+    try? rt.run { try await withTimeout(.seconds(10)) { try await stream.next() } }
+}
+
 switch scenario {
 case "global":
     let value = try Runtime.main { () async throws -> Int in
@@ -212,6 +232,23 @@ case "global-liveness":
         check("resumed-task-while-waker-spins", await resumedTaskRunsWhileItsWakerSpins())
         return 0
     }
+    print("done")
+
+case "signal-fd-zero":
+    let rt = try Runtime(flavor: .multiThread, workers: 2)
+    // A first stream opens whatever signal watching keeps for good, so after close(0) the
+    // next stream's eventfd is descriptor 0.
+    try SignalStream([.user2], on: rt).stop()
+    close(0)
+    let stream = try SignalStream([.user1], on: rt)
+    var link = [UInt8](repeating: 0, count: 256)
+    let n = readlink("/proc/self/fd/0", &link, link.count)
+    check("stream-owns-fd-0", n > 0 && String(decoding: link[0..<n], as: UTF8.self).contains("eventfd"))
+    kill(getpid(), SIGUSR1)
+    var p = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+    check("wakeup-written-to-fd-0", poll(&p, 1, 10_000) == 1)
+    check("signal-received", nextSignal(stream, on: rt) == .user1)
+    stream.stop()
     print("done")
 
 default:

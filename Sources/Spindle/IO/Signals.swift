@@ -44,7 +44,8 @@ public struct UnixSignal: Hashable, Sendable, CustomStringConvertible {
 public enum SignalError: Error, Equatable, CustomStringConvertible {
     /// Another SignalStream watches this signal.
     case alreadyWatched(UnixSignal)
-    /// SIGKILL, SIGSTOP, or a number out of range.
+    /// SIGKILL, SIGSTOP, a signal the C library keeps for itself (32, 33), or a number
+    /// out of range.
     case cannotWatch(UnixSignal)
     public var description: String {
         switch self {
@@ -89,19 +90,27 @@ public final class SignalStream: AsyncSequence, Sendable {
             throw error
         }
         self.signals = signals
-        for s in signals {
+        for (i, s) in signals.enumerated() {
             _ = spindle_signal_take(s.rawValue) // forget counts from an earlier stream
-            _ = spindle_signal_watch(s.rawValue, fd)
+            do { try Sys.watchSignal(s.rawValue, wakeFD: fd) } catch {
+                // sigaction refuses it (glibc keeps 32 and 33 for itself): undo the rest.
+                for done in signals[..<i] { Sys.unwatchSignal(done.rawValue) }
+                SignalStream.watched.withLock { w in for s in signals { w.remove(s.rawValue) } }
+                stopped.store(true, ordering: .relaxed)
+                io.close()
+                throw SignalError.cannotWatch(s)
+            }
         }
     }
 
     deinit { stop() }
 
     /// Stops watching: the signals get their previous dispositions back, and waiting
-    /// `next()` calls end (return nil).
+    /// `next()` calls end (return nil). Once it returns, the handler writes nothing more
+    /// to this stream's descriptor, which is closed.
     public func stop() {
         if stopped.exchange(true, ordering: .acquiringAndReleasing) { return }
-        for s in signals { _ = spindle_signal_unwatch(s.rawValue) }
+        for s in signals { Sys.unwatchSignal(s.rawValue) }
         SignalStream.watched.withLock { w in for s in signals { w.remove(s.rawValue) } }
         io.close()
     }

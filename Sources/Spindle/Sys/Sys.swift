@@ -150,6 +150,22 @@ enum Sys {
         return count
     }
 
+    // MARK: signals (SignalStream; the handler is in Signals.c)
+
+    /// Installs Spindle's handler for `signo`, which counts it and writes to `wakeFD`.
+    static func watchSignal(_ signo: Int32, wakeFD: Int32) throws(SysError) {
+        let r = spindle_signal_watch(signo, wakeFD)
+        if r != 0 { throw SysError(errno: -r, call: "sigaction") }
+    }
+
+    /// Gives `signo` its previous disposition back; on return no handler writes to the
+    /// descriptor given to `watchSignal` any more, so it may be closed. Restoring what
+    /// sigaction itself handed out cannot fail for a workload reason.
+    static func unwatchSignal(_ signo: Int32) {
+        let r = spindle_signal_unwatch(signo)
+        if r != 0 { spindleFatal("restoring the disposition of signal \(signo) failed with errno \(-r)") }
+    }
+
     // MARK: futex
 
     /// Sleeps while `*word == expected`, at most `timeoutNanos` (< 0: forever). Spurious
