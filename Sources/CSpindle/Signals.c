@@ -17,6 +17,8 @@
 // The wait is short: the handler's write to a non-blocking eventfd never blocks.
 #define _GNU_SOURCE
 #include "CSpindle.h"
+#include <poll.h>
+#include <pthread.h>
 #include <string.h>
 
 #define SPINDLE_NSIG 65
@@ -77,4 +79,25 @@ int spindle_signal_unwatch(int signo) {
 uint32_t spindle_signal_take(int signo) {
     if (signo <= 0 || signo >= SPINDLE_NSIG) return 0;
     return __atomic_exchange_n(&pending[signo], 0, __ATOMIC_SEQ_CST);
+}
+
+// ---- the signal-receiving thread (SignalReceiver in Signals.swift) ----------------------
+
+int spindle_signal_block_all(void) {
+    sigset_t all;
+    sigfillset(&all);
+    int r = pthread_sigmask(SIG_SETMASK, &all, NULL);
+    return -r;
+}
+
+int spindle_signal_wait(int fd, uint64_t deliverable) {
+    sigset_t mask;
+    sigfillset(&mask);
+    for (int signo = 1; signo < SPINDLE_NSIG; signo++) {
+        if (deliverable & ((uint64_t)1 << (signo - 1))) sigdelset(&mask, signo);
+    }
+    struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
+    // The mask applies only while ppoll waits (atomically), so the thread lets signals
+    // through exactly then; a handler that runs ends the wait with EINTR.
+    return ppoll(&p, 1, NULL, &mask) < 0 ? -errno : 0;
 }

@@ -10,6 +10,17 @@ import Glibc
 #endif
 
 @Suite(.serialized) struct SignalHardeningTests {
+    /// Before the fix the signal stayed pending forever: every thread blocked it, so no
+    /// handler ran and the stream never woke (a server ignoring SIGTERM).
+    @Test func aSignalBlockedInEveryThreadStillReachesTheStream() throws {
+        let r = try runProbe("signal-blocked-mask")
+        #expect(r.status == 0 && !r.signalled, "status \(r.status), stderr: \(r.stderr)")
+        #expect(r.check("blocked-signal-delivered") == true, "\(r.stdout)")
+        #expect(r.check("masks-restored") == true, "\(r.stdout)")
+        #expect(r.check("blocked-again-after-stop") == true, "\(r.stdout)")
+        #expect(r.stdout.hasSuffix("done\n"))
+    }
+
     /// Before the fix the handler skipped descriptor 0 (`fd > 0`).
     @Test func descriptorZeroCanBeTheWakeDescriptor() throws {
         let r = try runProbe("signal-fd-zero")

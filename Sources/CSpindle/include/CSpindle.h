@@ -130,6 +130,12 @@ int spindle_signal_watch(int signo, int wake_fd);
 int spindle_signal_unwatch(int signo);
 // How many times `signo` arrived since the last call (and resets the count).
 uint32_t spindle_signal_take(int signo);
+// Blocks every signal in the calling thread. Returns 0 or -errno.
+int spindle_signal_block_all(void);
+// Waits until `fd` is readable or a handler has run (-EINTR), letting through only the
+// signals whose bit (signo - 1) is set in `deliverable`, and only during the wait.
+// Returns 0 or -errno.
+int spindle_signal_wait(int fd, uint64_t deliverable);
 
 #include "CSpindleFiber.h"
 
