@@ -134,6 +134,23 @@ import Glibc
         #expect(landed == 0, "\(landed) handler writes landed in a reused descriptor")
     }
 
+    /// Before: a signal listed twice had the handler installed twice, the second time
+    /// saving Spindle's own handler as "previous", so stop() left it installed for good.
+    @Test func aSignalListedTwiceGetsItsDispositionBack() throws {
+        let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 1, name: "sigdup"))
+        defer { rt.shutdown() }
+        func handlerBytes() -> [UInt8] {
+            var current = sigaction()
+            sigaction(SIGUSR2, nil, &current)
+            return withUnsafeBytes(of: current.__sigaction_handler) { Array($0) }
+        }
+        let before = handlerBytes()
+        let s = try SignalStream([.user2, .user2], on: rt)
+        #expect(handlerBytes() != before)
+        s.stop()
+        #expect(handlerBytes() == before, "stop() left Spindle's handler installed")
+    }
+
     /// glibc keeps signals 32 and 33 for itself (thread cancellation, setxid): sigaction
     /// refuses them. Before, the stream was created anyway and never saw anything.
     @Test func signalsTheCLibraryReservesCannotBeWatched() throws {

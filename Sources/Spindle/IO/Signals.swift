@@ -89,6 +89,10 @@ public final class SignalStream: AsyncSequence, Sendable {
 
     /// Starts watching `signals` (they stop having their default effect until `stop()`).
     public init(_ signals: [UnixSignal], on runtime: Runtime? = nil) throws {
+        // Each signal once: a second sigaction would save our own handler as the one to
+        // restore, and stop() would leave it installed.
+        var seen = Set<UnixSignal>()
+        let signals = signals.filter { seen.insert($0).inserted }
         let rt = try Runtime.forIO(runtime)
         for s in signals where s.rawValue == SIGKILL || s.rawValue == SIGSTOP || s.rawValue <= 0 || s.rawValue >= 65 {
             throw SignalError.cannotWatch(s)
