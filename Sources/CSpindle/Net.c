@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "CSpindle.h"
 #include <string.h>
+#include <sys/ioctl.h>
 
 int spindle_epoll_wait(int epfd, struct epoll_event *events, int max, int64_t timeout_ns) {
 #ifdef SYS_epoll_pwait2
@@ -48,4 +49,10 @@ int spindle_socket_error(int fd) {
 
 int spindle_set_int_option(int fd, int level, int name, int value) {
     return setsockopt(fd, level, name, &value, sizeof value);
+}
+
+int spindle_socket_queued(int fd) {
+    int n = 0;
+    if (ioctl(fd, FIONREAD, &n) != 0) return -errno;
+    return n;
 }

@@ -123,6 +123,44 @@ nonisolated func drainChannel(_ c: Channel<Int>) -> Int {
     return n
 }
 
+/// A small text file (procfs) read in one go, or nil.
+func readText(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = read(fd, &chunk, chunk.count)
+        if n <= 0 { break }
+        bytes += chunk[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Every thread of this process and its blocked-signal mask (the SigBlk line of
+/// /proc/self/task/<tid>/status), without signals 32 and 33: glibc keeps those for itself
+/// and blocks them around its own work (a thread being created shows them blocked).
+func threadMasks() -> [Int: UInt64] {
+    var out: [Int: UInt64] = [:]
+    guard let dir = opendir("/proc/self/task") else { return out }
+    defer { closedir(dir) }
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard let tid = Int(name), let text = readText("/proc/self/task/\(tid)/status") else { continue }
+        if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("SigBlk:") }) {
+            let hex = String(line.dropFirst("SigBlk:".count).filter { !$0.isWhitespace })
+            out[tid] = UInt64(hex, radix: 16).map { $0 & ~(UInt64(3) << 31) }
+        }
+    }
+    return out
+}
+
+/// The next signal of `stream`, or nil if none came within 10 s.
+func nextSignal(_ stream: SignalStream, on rt: Runtime) -> UnixSignal? {
+    try? rt.run { try await withTimeout(.seconds(10)) { try await stream.next() } }
+}
+
 switch scenario {
 case "global":
     let value = try Runtime.main { () async throws -> Int in
@@ -271,6 +309,43 @@ case "install-late":
     }
     while !checked.isSet { sched_yield() }
     check("late-install-takes-new-tasks", onSpindle.isSet)
+case "signal-blocked-mask":
+    // A process whose threads all block every signal (as a child started from a Swift
+    // concurrency thread does): the runtime's threads inherit the mask.
+    var all = sigset_t()
+    sigfillset(&all)
+    pthread_sigmask(SIG_SETMASK, &all, nil)
+    let rt = try Runtime(flavor: .multiThread, workers: 2)
+    let before = threadMasks()
+    let stream = try SignalStream([.user1], on: rt)
+    kill(getpid(), SIGUSR1)
+    check("blocked-signal-delivered", nextSignal(stream, on: rt) == .user1)
+    stream.stop()
+    let after = threadMasks()
+    check("masks-restored", before.count >= 3 && before.allSatisfy { after[$0.key] == $0.value })
+    // Blocked everywhere again: a new SIGUSR1 stays pending instead of taking its default
+    // action (ending the process) on a thread that still lets it through.
+    kill(getpid(), SIGUSR1)
+    var pending = sigset_t()
+    sigpending(&pending)
+    check("blocked-again-after-stop", sigismember(&pending, SIGUSR1) == 1)
+    print("done")
+
+case "signal-fd-zero":
+    let rt = try Runtime(flavor: .multiThread, workers: 2)
+    // A first stream opens whatever signal watching keeps for good, so after close(0) the
+    // next stream's eventfd is descriptor 0.
+    try SignalStream([.user2], on: rt).stop()
+    close(0)
+    let stream = try SignalStream([.user1], on: rt)
+    var link = [UInt8](repeating: 0, count: 256)
+    let n = readlink("/proc/self/fd/0", &link, link.count)
+    check("stream-owns-fd-0", n > 0 && String(decoding: link[0..<n], as: UTF8.self).contains("eventfd"))
+    kill(getpid(), SIGUSR1)
+    var p = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+    check("wakeup-written-to-fd-0", poll(&p, 1, 10_000) == 1)
+    check("signal-received", nextSignal(stream, on: rt) == .user1)
+    stream.stop()
     print("done")
 
 default:

@@ -117,15 +117,25 @@ static inline ssize_t spindle_sendto(int fd, const void *_Nonnull buf, size_t le
 // SO_ERROR of a socket (a finished non-blocking connect's result), or -errno.
 int spindle_socket_error(int fd);
 int spindle_set_int_option(int fd, int level, int name, int value);
+// Bytes queued for reading on a socket (ioctl FIONREAD), or -errno.
+int spindle_socket_queued(int fd);
 
 // ---- signals (Signals.c) ---------------------------------------------------------------
-// Installs a handler for `signo` that records it and writes to `wake_fd` (an eventfd),
-// both async-signal-safe. Returns 0 or -errno.
+// Installs a handler for `signo` that records it and writes to `wake_fd` (an eventfd, any
+// number from 0), both async-signal-safe. Returns 0 or -errno (EINVAL for a signal the
+// C library keeps for itself, 32 and 33).
 int spindle_signal_watch(int signo, int wake_fd);
-// Restores the disposition `signo` had before spindle_signal_watch.
+// Restores the disposition `signo` had before spindle_signal_watch, and returns only once
+// no handler can still write to `wake_fd` (so the caller may close it). 0 or -errno.
 int spindle_signal_unwatch(int signo);
 // How many times `signo` arrived since the last call (and resets the count).
 uint32_t spindle_signal_take(int signo);
+// Blocks every signal in the calling thread. Returns 0 or -errno.
+int spindle_signal_block_all(void);
+// Waits until `fd` is readable or a handler has run (-EINTR), letting through only the
+// signals whose bit (signo - 1) is set in `deliverable`, and only during the wait.
+// Returns 0 or -errno.
+int spindle_signal_wait(int fd, uint64_t deliverable);
 
 #include "CSpindleFiber.h"
 

@@ -3,9 +3,27 @@
 //
 // A C handler (Signals.c) counts the signal and writes to this stream's eventfd, which the
 // runtime's reactor watches like any socket; the stream reads the counts back on a worker.
-// Nothing but an atomic add and a write runs inside the handler. While a stream watches a
+// Nothing but atomics and a write runs inside the handler. While a stream watches a
 // signal, the signal no longer has its default effect (SIGINT no longer kills the process);
-// `stop()` (or dropping the stream) restores what was installed before.
+// `stop()` (or dropping the stream) restores what was installed before. Once `stop()`
+// returns no handler writes to the stream's descriptor any more (Signals.c: the hand-off),
+// so closing it cannot hit a file that has since reused the number.
+//
+// Signal masks. A signal blocked in every thread's mask is never delivered, so no handler
+// runs: a process started from a Swift concurrency thread inherits a mask that blocks
+// nearly everything, and such a server ignored SIGTERM. Go's signal.Notify unblocks what it
+// watches; here one process-wide thread does it (`SignalReceiver`, started by the first
+// stream and kept for the life of the process, like Go's): it keeps every signal blocked,
+// except while it waits in ppoll, whose mask lets through exactly the watched signals. So a
+// watched signal is deliverable whatever the other threads block, and the kernel, which
+// gives a process-directed signal to any thread not blocking it, hands it to this thread
+// when all others block it. No other thread's mask is touched: the workers, the monitor and
+// the user's threads keep whatever they inherited or set, so there is nothing of theirs to
+// restore. `stop()` first makes the thread block the stream's signals again (and waits
+// until it does), then restores their dispositions: afterwards a signal blocked everywhere
+// stays pending, as it would have without Spindle. Rejected: unblocking the signals on the
+// runtime's own workers and monitor, which would need each thread to change its own mask
+// at its next loop turn, covers only one runtime's threads, and must restore per thread.
 //
 // One stream per signal at a time: the handler has one wake-up per signal. A second stream
 // for a watched signal throws `SignalError.alreadyWatched`.
@@ -44,7 +62,8 @@ public struct UnixSignal: Hashable, Sendable, CustomStringConvertible {
 public enum SignalError: Error, Equatable, CustomStringConvertible {
     /// Another SignalStream watches this signal.
     case alreadyWatched(UnixSignal)
-    /// SIGKILL, SIGSTOP, or a number out of range.
+    /// SIGKILL, SIGSTOP, a signal the C library keeps for itself (32, 33), or a number
+    /// out of range.
     case cannotWatch(UnixSignal)
     public var description: String {
         switch self {
@@ -60,6 +79,7 @@ public final class SignalStream: AsyncSequence, Sendable {
 
     let signals: [UnixSignal]
     let io: IOHandle
+    private let receiver: SignalReceiver
     /// guarded by lock: signals counted but not yet returned, in arrival order per batch.
     private let pending = Lock(Deque<UnixSignal>())
     private let stopped = Atomic<Bool>(false)
@@ -69,6 +89,10 @@ public final class SignalStream: AsyncSequence, Sendable {
 
     /// Starts watching `signals` (they stop having their default effect until `stop()`).
     public init(_ signals: [UnixSignal], on runtime: Runtime? = nil) throws {
+        // Each signal once: a second sigaction would save our own handler as the one to
+        // restore, and stop() would leave it installed.
+        var seen = Set<UnixSignal>()
+        let signals = signals.filter { seen.insert($0).inserted }
         let rt = try Runtime.forIO(runtime)
         for s in signals where s.rawValue == SIGKILL || s.rawValue == SIGSTOP || s.rawValue <= 0 || s.rawValue >= 65 {
             throw SignalError.cannotWatch(s)
@@ -76,6 +100,10 @@ public final class SignalStream: AsyncSequence, Sendable {
         try SignalStream.watched.withLock { w throws(SignalError) in
             for s in signals where w.contains(s.rawValue) { throw .alreadyWatched(s) }
             for s in signals { w.insert(s.rawValue) }
+        }
+        do { receiver = try SignalReceiver.shared() } catch {
+            SignalStream.watched.withLock { w in for s in signals { w.remove(s.rawValue) } }
+            throw error
         }
         let fd: Int32
         do { fd = try Sys.eventFD() } catch {
@@ -89,19 +117,31 @@ public final class SignalStream: AsyncSequence, Sendable {
             throw error
         }
         self.signals = signals
-        for s in signals {
+        for (i, s) in signals.enumerated() {
             _ = spindle_signal_take(s.rawValue) // forget counts from an earlier stream
-            _ = spindle_signal_watch(s.rawValue, fd)
+            do { try Sys.watchSignal(s.rawValue, wakeFD: fd) } catch {
+                // sigaction refuses it (glibc keeps 32 and 33 for itself): undo the rest.
+                for done in signals[..<i] { Sys.unwatchSignal(done.rawValue) }
+                SignalStream.watched.withLock { w in for s in signals { w.remove(s.rawValue) } }
+                stopped.store(true, ordering: .relaxed)
+                io.close()
+                throw SignalError.cannotWatch(s)
+            }
         }
+        // Handlers are in place: now let the signals through (one blocked until now and
+        // already pending arrives at once).
+        receiver.setDeliverable(signals, true)
     }
 
     deinit { stop() }
 
     /// Stops watching: the signals get their previous dispositions back, and waiting
-    /// `next()` calls end (return nil).
+    /// `next()` calls end (return nil). Once it returns, the handler writes nothing more
+    /// to this stream's descriptor, which is closed.
     public func stop() {
         if stopped.exchange(true, ordering: .acquiringAndReleasing) { return }
-        for s in signals { _ = spindle_signal_unwatch(s.rawValue) }
+        receiver.setDeliverable(signals, false)
+        for s in signals { Sys.unwatchSignal(s.rawValue) }
         SignalStream.watched.withLock { w in for s in signals { w.remove(s.rawValue) } }
         io.close()
     }
@@ -151,4 +191,83 @@ public final class SignalStream: AsyncSequence, Sendable {
     }
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: self) }
+}
+
+/// The process's one signal-receiving thread (see the header): every signal blocked,
+/// except the watched ones while it waits in ppoll. Started by the first SignalStream and
+/// kept for the life of the process (one thread, one eventfd).
+final class SignalReceiver: Sendable {
+    private struct State {
+        /// Bit `signo - 1`: let `signo` through.
+        var deliverable: UInt64 = 0
+        /// Bumped by every change of `deliverable`.
+        var requested: UInt64 = 0
+        /// The last `requested` the thread has taken: it no longer waits with an older set.
+        var applied: UInt64 = 0
+        /// Callers waiting for `applied` to reach their change.
+        var waiters: [Parker] = []
+    }
+    /// guarded by lock
+    private let state = Lock(State())
+    /// Readable when `deliverable` changed: ends the thread's wait.
+    private let wakeFD: Int32
+
+    /// guarded by lock: the instance, once started.
+    private static let instance = Lock<SignalReceiver?>(nil)
+
+    /// The receiver, started on first use.
+    /// - Throws: ``SocketError`` (no descriptor for its eventfd),
+    ///   ``RuntimeError/threadSpawnFailed(_:)``.
+    static func shared() throws -> SignalReceiver {
+        try instance.withLock { r throws -> SignalReceiver in
+            if let r { return r }
+            let started = try SignalReceiver()
+            r = started
+            return started
+        }
+    }
+
+    private init() throws {
+        do { wakeFD = try Sys.eventFD() } catch { throw SocketError(error) }
+        do {
+            // The thread holds the receiver for good: it is never stopped.
+            try OSThread.spawn(name: "spindle-signals") { [self] in run() }
+        } catch {
+            Sys.closeDescriptor(wakeFD)
+            throw RuntimeError.threadSpawnFailed(error)
+        }
+    }
+
+    private func run() {
+        Sys.blockAllSignals()
+        while true {
+            let (deliverable, waiters) = state.withLock { s in
+                s.applied = s.requested
+                defer { s.waiters.removeAll() }
+                return (s.deliverable, s.waiters)
+            }
+            for p in waiters { p.unpark() }
+            Sys.waitLettingSignalsThrough(deliverable, orReadable: wakeFD)
+            Sys.eventFDDrain(wakeFD)
+        }
+    }
+
+    /// Lets `signals` through the thread's wait (or no longer), and returns once the
+    /// thread waits with the new set: after `false` it delivers none of them any more.
+    /// Blocks the caller for one wake-up of the thread (microseconds).
+    func setDeliverable(_ signals: [UnixSignal], _ on: Bool) {
+        let me = Parker()
+        let target = state.withLock { s -> UInt64 in
+            for sig in signals {
+                let bit = UInt64(1) << UInt64(sig.rawValue - 1)
+                if on { s.deliverable |= bit } else { s.deliverable &= ~bit }
+            }
+            s.requested += 1
+            s.waiters.append(me)
+            return s.requested
+        }
+        Sys.eventFDSignal(wakeFD)
+        while state.withLock({ $0.applied }) < target { me.park() }
+        state.withLock { s in s.waiters.removeAll { $0 === me } }
+    }
 }

@@ -36,6 +36,9 @@ public enum SocketError: Error, Equatable, Sendable, CustomStringConvertible {
     case runtimeShutDown
     /// No Spindle runtime to run the socket on (call from a worker, a fiber, or pass one).
     case noRuntime
+    /// A call was given a value it cannot use (a negative byte count); the text names the
+    /// call, the value and what it needs.
+    case invalidArgument(String)
     /// Any other failure of a system call.
     case system(SysError)
 
@@ -76,6 +79,7 @@ public enum SocketError: Error, Equatable, Sendable, CustomStringConvertible {
         case .permissionDenied: return "permission denied"
         case .runtimeShutDown: return "the Spindle runtime of this socket was shut down"
         case .noRuntime: return "no Spindle runtime here: call from a runtime's task or fiber, install a global runtime, or pass `on:`"
+        case .invalidArgument(let why): return "invalid argument: \(why)"
         case .system(let e): return e.description
         }
     }

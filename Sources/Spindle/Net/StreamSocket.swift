@@ -51,30 +51,27 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Reads what is available, at most `maxBytes`; an empty array means end of stream.
+    /// The buffer is allocated for what has arrived, not for `maxBytes` (at most 64 KiB
+    /// before the first byte), so a large maximum costs nothing by itself.
+    /// - Throws: ``SocketError/invalidArgument(_:)`` if `maxBytes` is negative.
     public func read(upTo maxBytes: Int = 65536) async throws -> [UInt8] {
-        var buf = [UInt8](repeating: 0, count: max(1, maxBytes))
-        let n = try await read(into: &buf)
-        buf.removeSubrange(n...)
-        return buf
+        var reader = try UpToRead(maxBytes)
+        _ = try await io.perform(.read, drained: { $0.drained }) { fd throws(SysError) in try reader.attempt(fd) }
+        return reader.bytes
     }
 
-    /// Reads exactly `count` bytes.
-    /// - Throws: ``SocketError/unexpectedEOF(expected:received:)`` if the stream ends first.
+    /// Reads exactly `count` bytes. The buffer grows as bytes arrive (it starts at 64 KiB
+    /// at most and at most doubles what has been received), so a `count` taken from a
+    /// peer's length prefix costs only what the peer really sends.
+    /// - Throws: ``SocketError/unexpectedEOF(expected:received:)`` if the stream ends first,
+    ///   ``SocketError/invalidArgument(_:)`` if `count` is negative.
     public func read(exactly count: Int) async throws -> [UInt8] {
-        var buf = [UInt8](repeating: 0, count: count)
-        var got = 0
-        while got < count {
-            let from = got
-            // The buffer's pointer lives only inside the synchronous attempt.
-            let n = try await io.perform(.read) { fd throws(SysError) in
-                try buf.withUnsafeMutableBytes { b in
-                    Result { () throws(SysError) in try Sys.read(fd, UnsafeMutableRawBufferPointer(rebasing: b[from...])) }
-                }.get()
-            }
-            if n == 0 { throw SocketError.unexpectedEOF(expected: count, received: got) }
-            got += n
+        var reader = try ExactRead(count)
+        while !reader.isComplete {
+            let n = try await io.perform(.read, drained: { $0.drained }) { fd throws(SysError) in try reader.attempt(fd) }.count
+            if n == 0 { throw SocketError.unexpectedEOF(expected: count, received: reader.received) }
         }
-        return buf
+        return reader.bytes
     }
 
     // MARK: writing
@@ -127,22 +124,19 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
 
     /// Fiber/thread form of ``read(upTo:)``.
     public func read(upTo maxBytes: Int = 65536) throws -> [UInt8] {
-        var buf = [UInt8](repeating: 0, count: max(1, maxBytes))
-        let n = try read(into: &buf)
-        buf.removeSubrange(n...)
-        return buf
+        var reader = try UpToRead(maxBytes)
+        _ = try io.performBlocking("read(upTo:)", .read, drained: { $0.drained }) { fd throws(SysError) in try reader.attempt(fd) }
+        return reader.bytes
     }
 
     /// Fiber/thread form of ``read(exactly:)``.
     public func read(exactly count: Int) throws -> [UInt8] {
-        var buf = [UInt8](repeating: 0, count: count)
-        var got = 0
-        while got < count {
-            let n = try buf.withUnsafeMutableBytes { b in try read(into: UnsafeMutableRawBufferPointer(rebasing: b[got...])) }
-            if n == 0 { throw SocketError.unexpectedEOF(expected: count, received: got) }
-            got += n
+        var reader = try ExactRead(count)
+        while !reader.isComplete {
+            let n = try io.performBlocking("read(exactly:)", .read, drained: { $0.drained }) { fd throws(SysError) in try reader.attempt(fd) }.count
+            if n == 0 { throw SocketError.unexpectedEOF(expected: count, received: reader.received) }
         }
-        return buf
+        return reader.bytes
     }
 
     /// Fiber/thread form of ``write(_:)-(UnsafeRawBufferPointer)``.
@@ -186,6 +180,99 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
 
     /// The peer's address.
     public var peerAddress: SocketAddress? { try? io.withDescriptor { fd throws(SysError) in Sys.peerAddress(fd) } }
+}
+
+// MARK: read buffers that grow with the data
+
+/// One `read(upTo:)` (both worlds): a first buffer of at most
+/// `Tuning.firstReadBufferBytes`; if one recv fills it and the socket says more bytes are
+/// queued, the buffer grows to hold them (up to the maximum) and a second recv takes them.
+/// So the call still returns what has arrived, as one recv of `maxBytes` would, without
+/// allocating `maxBytes` first. At most two recvs: a fast sender cannot keep it looping.
+struct UpToRead {
+    private let maxBytes: Int
+    private var buffer: [UInt8]
+    private var count = 0
+
+    init(_ maxBytes: Int) throws(SocketError) {
+        if maxBytes < 0 { throw .invalidArgument("read(upTo:) needs a maximum of 0 or more bytes, got \(maxBytes)") }
+        // As before: a maximum of 0 still reads (and returns) up to one byte.
+        self.maxBytes = max(1, maxBytes)
+        buffer = [UInt8](repeating: 0, count: min(self.maxBytes, Tuning.firstReadBufferBytes))
+    }
+
+    /// The bytes read.
+    var bytes: [UInt8] {
+        mutating get {
+            buffer.removeSubrange(count...)
+            return buffer
+        }
+    }
+
+    /// One attempt: (bytes read, whether the socket is drained for now), 0 at the end of
+    /// the stream.
+    mutating func attempt(_ fd: Int32) throws(SysError) -> Sys.Outcome<(count: Int, drained: Bool)> {
+        guard case .ok(let n) = try recv(fd) else { return .wouldBlock }
+        count = n
+        if n == 0 { return .ok((0, false)) }
+        if n < buffer.count { return .ok((n, true)) }
+        if buffer.count == maxBytes { return .ok((n, false)) }
+        let queued = Sys.queuedBytes(fd)
+        if queued == 0 { return .ok((n, true)) }
+        buffer += [UInt8](repeating: 0, count: min(maxBytes, n + queued) - n)
+        // Queued bytes are returned before any error, so this recv gives data; should it
+        // fail anyway, the bytes already read are returned and the next call sees it.
+        guard case .ok(let more)? = try? recv(fd), more > 0 else { return .ok((n, false)) }
+        count = n + more
+        return .ok((count, count < buffer.count))
+    }
+
+    private mutating func recv(_ fd: Int32) throws(SysError) -> Sys.Outcome<Int> {
+        let from = count
+        return try buffer.withUnsafeMutableBytes { b in
+            // SAFETY: the pointer is used only inside this synchronous recv, while the
+            // array is held exclusively by this call.
+            Result { () throws(SysError) in try Sys.read(fd, UnsafeMutableRawBufferPointer(rebasing: b[from...])) }
+        }.get()
+    }
+}
+
+/// One `read(exactly:)` (both worlds): the buffer starts at `min(count, 64 KiB)` and,
+/// once full, doubles (capped at `count`), so it is never more than twice what has
+/// arrived plus the first buffer.
+struct ExactRead {
+    private let count: Int
+    private var buffer: [UInt8]
+    private(set) var received = 0
+
+    init(_ count: Int) throws(SocketError) {
+        if count < 0 { throw .invalidArgument("read(exactly:) needs a byte count of 0 or more, got \(count)") }
+        self.count = count
+        buffer = [UInt8](repeating: 0, count: min(count, Tuning.firstReadBufferBytes))
+    }
+
+    var isComplete: Bool { received == count }
+
+    /// All `count` bytes, once complete.
+    var bytes: [UInt8] { buffer }
+
+    /// One recv into the rest of the buffer, grown first if it is full: (bytes read,
+    /// whether that drained the socket: fewer than the room offered), 0 at the end.
+    mutating func attempt(_ fd: Int32) throws(SysError) -> Sys.Outcome<(count: Int, drained: Bool)> {
+        if received == buffer.count {
+            buffer += [UInt8](repeating: 0, count: min(buffer.count, count - received))
+        }
+        let from = received
+        let room = buffer.count - from
+        let r = try buffer.withUnsafeMutableBytes { b in
+            // SAFETY: the pointer is used only inside this synchronous recv, while the
+            // array is held exclusively by this call.
+            Result { () throws(SysError) in try Sys.read(fd, UnsafeMutableRawBufferPointer(rebasing: b[from...])) }
+        }.get()
+        guard case .ok(let n) = r else { return .wouldBlock }
+        received += n
+        return .ok((n, n > 0 && n < room))
+    }
 }
 
 /// Shared by stream connectors: a non-blocking connect that waits for completion.

@@ -63,9 +63,11 @@ public final class UDPSocket: Sendable, CustomStringConvertible {
         try await io.perform(.write) { fd throws(SysError) in try UDPSocket.sendTo(fd, bytes, nil) }
     }
 
-    /// Receives one datagram (truncated to `maxBytes`).
+    /// Receives one datagram (truncated to `maxBytes`). A datagram holds at most 65,535
+    /// bytes, so no larger buffer is ever allocated, whatever `maxBytes` says.
+    /// - Throws: ``SocketError/invalidArgument(_:)`` if `maxBytes` is negative.
     public func receive(maxBytes: Int = 65536) async throws -> Datagram {
-        var buf = [UInt8](repeating: 0, count: max(1, maxBytes))
+        var buf = try UDPSocket.receiveBuffer(maxBytes)
         let (n, from) = try await io.perform(.read) { fd throws(SysError) in
             try buf.withUnsafeMutableBytes { b in Result { () throws(SysError) in try Sys.receiveFrom(fd, b) } }.get()
         }
@@ -87,7 +89,7 @@ public final class UDPSocket: Sendable, CustomStringConvertible {
 
     /// Fiber/thread form of ``receive(maxBytes:)-(Int)``.
     public func receive(maxBytes: Int = 65536) throws -> Datagram {
-        var buf = [UInt8](repeating: 0, count: max(1, maxBytes))
+        var buf = try UDPSocket.receiveBuffer(maxBytes)
         let (n, from) = try io.performBlocking("UDPSocket.receive(maxBytes:)", .read) { fd throws(SysError) in
             try buf.withUnsafeMutableBytes { b in Result { () throws(SysError) in try Sys.receiveFrom(fd, b) } }.get()
         }
@@ -99,6 +101,14 @@ public final class UDPSocket: Sendable, CustomStringConvertible {
     public func close() { io.close() }
 
     public var description: String { "UDPSocket(\(localAddress.map { "\($0)" } ?? "?"))" }
+
+    /// The largest UDP payload: a 16-bit length (IPv4 leaves 65,507 of it for data).
+    static let largestDatagram = 65_535
+
+    private static func receiveBuffer(_ maxBytes: Int) throws(SocketError) -> [UInt8] {
+        if maxBytes < 0 { throw .invalidArgument("receive(maxBytes:) needs a maximum of 0 or more bytes, got \(maxBytes)") }
+        return [UInt8](repeating: 0, count: min(max(1, maxBytes), largestDatagram))
+    }
 
     private static func sendTo(_ fd: Int32, _ bytes: [UInt8], _ address: SocketAddress?) throws(SysError) -> Sys.Outcome<Int> {
         try bytes.withUnsafeBytes { b in

@@ -68,4 +68,9 @@ enum Tuning {
     /// instead of spinning on a listener that stays readable (Go and Tokio sleep too).
     static let acceptFirstBackoff: Duration = .milliseconds(5)
     static let acceptMaxBackoff: Duration = .seconds(1)
+    /// The largest buffer `read(upTo:)` / `read(exactly:)` allocate before any byte has
+    /// arrived: the size a peer may ask for (a length prefix) is not what it sends, so
+    /// buffers grow with the bytes received, from here. 64 KiB is `read(upTo:)`'s default
+    /// and one loopback segment, so the common read still needs one buffer and one recv.
+    static let firstReadBufferBytes = 64 << 10
 }

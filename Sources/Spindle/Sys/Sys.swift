@@ -165,6 +165,35 @@ enum Sys {
         return count
     }
 
+    // MARK: signals (SignalStream; the handler is in Signals.c)
+
+    /// Installs Spindle's handler for `signo`, which counts it and writes to `wakeFD`.
+    static func watchSignal(_ signo: Int32, wakeFD: Int32) throws(SysError) {
+        let r = spindle_signal_watch(signo, wakeFD)
+        if r != 0 { throw SysError(errno: -r, call: "sigaction") }
+    }
+
+    /// Gives `signo` its previous disposition back; on return no handler writes to the
+    /// descriptor given to `watchSignal` any more, so it may be closed. Restoring what
+    /// sigaction itself handed out cannot fail for a workload reason.
+    static func unwatchSignal(_ signo: Int32) {
+        let r = spindle_signal_unwatch(signo)
+        if r != 0 { spindleFatal("restoring the disposition of signal \(signo) failed with errno \(-r)") }
+    }
+
+    /// Blocks every signal in the calling thread (SignalReceiver's, at its start).
+    static func blockAllSignals() {
+        let r = spindle_signal_block_all()
+        if r != 0 { spindleFatal("pthread_sigmask failed with errno \(-r)") }
+    }
+
+    /// Waits until `fd` is readable or a signal handler ran, letting through only the
+    /// signals in `deliverable` (bit signo - 1) while it waits (ppoll).
+    static func waitLettingSignalsThrough(_ deliverable: UInt64, orReadable fd: Int32) {
+        let r = spindle_signal_wait(fd, deliverable)
+        if r != 0 && r != -EINTR { spindleFatal("ppoll on the signal thread's eventfd failed with errno \(-r)") }
+    }
+
     // MARK: futex
 
     /// Sleeps while `*word == expected`, at most `timeoutNanos` (< 0: forever). Spurious

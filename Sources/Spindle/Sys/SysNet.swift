@@ -28,6 +28,16 @@ extension Sys {
         return fd
     }
 
+    /// Two connected, non-blocking, close-on-exec Unix-domain sockets.
+    static func socketPair(type: Int32) throws(SysError) -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        let flags = Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        guard case .ok = try call("socketpair", { socketpair(AF_UNIX, type | flags, 0, &fds) }) else {
+            throw SysError(errno: EAGAIN, call: "socketpair")
+        }
+        return (fds[0], fds[1])
+    }
+
     static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) throws(SysError) {
         _ = try call("setsockopt") { spindle_set_int_option(fd, level, name, value) }
     }
@@ -89,6 +99,11 @@ extension Sys {
         try call("recv") { Glibc.recv(fd, buf.baseAddress, buf.count, 0) }
     }
 
+    /// Bytes queued for reading on socket `fd` (FIONREAD); 0 if the socket cannot say.
+    static func queuedBytes(_ fd: Int32) -> Int {
+        max(0, Int(spindle_socket_queued(fd)))
+    }
+
     static func send(_ fd: Int32, _ buf: UnsafeRawBufferPointer) throws(SysError) -> Outcome<Int> {
         try call("send") { spindle_send(fd, buf.baseAddress!, buf.count) }
     }
@@ -112,6 +127,20 @@ extension Sys {
         case .ok(let n): return .ok((n, SocketAddress(ss, length: len)))
         case .wouldBlock: return .wouldBlock
         }
+    }
+
+    /// Which file a path names: device and inode (lstat: a symbolic link is not followed),
+    /// for a socket file only; nil if the path names nothing or something else.
+    static func socketFileIdentity(_ path: String) -> SocketFileIdentity? {
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK else { return nil }
+        return SocketFileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    /// Removes the name `path`. A failure (already gone, no permission) leaves nothing for
+    /// the caller to undo, so it is not reported.
+    static func unlink(_ path: String) {
+        _ = Glibc.unlink(path)
     }
 
     static func shutdown(_ fd: Int32, _ how: Int32) throws(SysError) {
@@ -144,6 +173,12 @@ extension Sys {
         while readdir(dir) != nil { n += 1 }
         return n - 3 // ".", "..", and the directory's own descriptor
     }
+}
+
+/// A file's identity (st_dev, st_ino): the same path may name another file later.
+struct SocketFileIdentity: Equatable, Sendable {
+    let device: UInt64
+    let inode: UInt64
 }
 
 extension ProcessStats {
