@@ -109,17 +109,25 @@ private func eventually(_ condition: () -> Bool) -> Bool {
     }
 
     /// Idle rule 2: at most half the workers search at once, even when many try together.
+    /// (A guard, not a proof: on this 2-core machine it did not catch the old load-then-add
+    /// race in 1.6M attempts; the fix is by construction, a compare-exchange loop.)
     @Test func theSearcherCapHoldsUnderContention() throws {
         let idle = Idle(workerCount: 4)
         let over = Atomic<Int>(0)
-        let rounds = 20_000 / testScale
+        let rounds = 200_000 / testScale
         let done = Atomic<Int>(0)
+        let ready = Atomic<Int>(0)
         let threads = 8
         for _ in 0..<threads {
             try OSThread.spawn(name: "idle") {
+                // Start together, so the attempts really overlap.
+                ready.add(1, ordering: .acquiringAndReleasing)
+                while ready.load(ordering: .acquiring) < threads {}
                 for _ in 0..<rounds {
                     if idle.transitionToSearching() {
-                        if idle.searchingCount > 2 { over.add(1, ordering: .relaxed) }
+                        // Stay a searcher for a moment, so others try while the count is
+                        // at the cap's edge.
+                        for _ in 0..<50 { if idle.searchingCount > 2 { over.add(1, ordering: .relaxed) } }
                         _ = idle.transitionFromSearching()
                     }
                 }
