@@ -63,7 +63,8 @@ try Runtime.main {
     let hops = stats.stolenJobs + stats.remoteFiberResumes
     print("echo-server: \(stats.ioEvents) I/O events, \(stats.stolenJobs) stolen jobs, "
         + "\(stats.remoteFiberResumes) remote fiber resumes: "
-        + "\(stats.ioEvents > 0 ? Double(hops) / Double(stats.ioEvents) : 0) thread hops per event")
+        + "\(stats.ioEvents > 0 ? Double(hops) / Double(stats.ioEvents) : 0) thread hops per event, "
+        + "\(stats.stallRescues) stall rescues")
     listener.close()
     signals.stop()
 }
