@@ -61,6 +61,19 @@ enum Tuning {
     /// Guard pages below every fiber stack: 4 pages (16 KiB), so a frame larger than one
     /// page that skips over the first guard page still lands in a guard.
     static let fiberGuardPages = 4
+    /// Address space per arena chunk of fiber stacks (FiberStack.swift): one mmap, and at
+    /// most one mapping, per 819 default stacks (64 KiB + 16 KiB guard), so 1M fibers need
+    /// ~1,220 chunks, far under vm.max_map_count even if no two chunks merge. Smaller
+    /// chunks empty (and are unmapped) sooner; bigger ones map less often. Measured: the
+    /// mmap is ~0.1% of carving a chunk's slots (a first-use guard costs ~1.3 µs per slot).
+    static let fiberStackChunkBytes = 64 << 20
+    /// Largest usable stack size carved from arenas; bigger stacks (deep recursion) get a
+    /// mapping each: a 64 MiB chunk holds 63 stacks of 1 MiB, but only 3 of 16 MiB.
+    static let fiberStackArenaMaxSize = 1 << 20
+    /// Empty chunks a size class keeps mapped instead of unmapping them, so a population
+    /// hovering at a chunk boundary does not map and unmap a chunk per spawn. A spare costs
+    /// address space and the page tables of its guard markers (~128 KiB per 64 MiB chunk).
+    static let fiberStackSpareChunks = 1
 
     // MARK: sockets (Net/)
 
