@@ -74,14 +74,22 @@ struct FiberStack: @unchecked Sendable {
 
     /// The whole slot or mapping, guard included.
     let mapping: UnsafeMutableRawPointer
-    let mappingSize: Int
-    /// The class that lent it; nil for a dedicated mapping.
-    /// SAFETY: unretained: classes are never deallocated (the registry keeps each one for
-    /// the process's lifetime), so the reference is always valid, and it needs no retain
-    /// (an atomic on one shared refcount) every time the stack moves between pool and fiber.
-    let home: Unmanaged<StackClass>?
-    /// The chunk in `home` that holds it (an index into the class's chunk table).
+    var mappingSize: Int { Int(mappingPages) &* FiberStack.pageSize }
+    /// The size in pages and the chunk index: 8 bytes for both, so a stack is two words
+    /// as it was with a mapping each (every FiberCore holds one: fiber.memory sees it).
+    private let mappingPages: UInt32
+    /// The chunk that holds it, in the class of its size (an index into that class's
+    /// chunk table); -1 for a dedicated mapping.
     let chunk: Int32
+
+    init(mapping: UnsafeMutableRawPointer, mappingSize: Int, chunk: Int32) {
+        self.mapping = mapping
+        self.mappingPages = UInt32(mappingSize / FiberStack.pageSize)
+        self.chunk = chunk
+    }
+
+    /// The class that lent it, nil for a dedicated mapping.
+    var home: StackClass? { chunk < 0 ? nil : StackClass.forUsableSize(size) }
 
     /// Usable stack memory, above the guard.
     var base: UnsafeMutableRawPointer { mapping + FiberStack.guardSize }
@@ -115,6 +123,9 @@ struct FiberStack: @unchecked Sendable {
     /// it since its pages were last given back; a slot reused without that may hold old
     /// bytes (the caller initializes what it reads).
     static func allocate(size: Int) throws(SysError) -> FiberStack {
+        // Past 2^32 pages (16 TiB) no mapping could succeed anyway; refuse before rounding
+        // overflows.
+        guard size <= Int(UInt32.max / 2) * pageSize else { throw SysError(errno: ENOMEM, call: "mmap") }
         let usable = (max(size, pageSize) + pageSize - 1) / pageSize * pageSize
         if let c = StackClass.forUsableSize(usable) { return try c.take() }
         let total = usable + guardSize
@@ -125,14 +136,13 @@ struct FiberStack: @unchecked Sendable {
             unmapOrLeak(p, size: total)
             throw error
         }
-        return FiberStack(mapping: p, mappingSize: total, home: nil, chunk: -1)
+        return FiberStack(mapping: p, mappingSize: total, chunk: -1)
     }
 
     /// Gives the stack back. The caller must own it and nothing may run on it.
     func release() {
         if let home {
-            // SAFETY: classes live for the process's lifetime (FiberStack.home).
-            home._withUnsafeGuaranteedRef { $0.give(self) }
+            home.give(self)
         } else {
             FiberStack.unmapOrLeak(mapping, size: mappingSize)
         }
@@ -228,7 +238,8 @@ final class StackClass: Sendable {
         slotsPerChunk = max(1, Tuning.fiberStackChunkBytes / slotSize)
     }
 
-    /// Every class, by usable size; entries are never removed (FiberStack.home relies on it).
+    /// Every class, by usable size; entries are never removed (a stack finds its class by
+    /// its size, FiberStack.home).
     private static let registry = Lock<[Int: StackClass]>([:])
 
     /// The class for stacks of `usable` bytes (page-rounded), or nil when that size gets
@@ -268,9 +279,8 @@ final class StackClass: Sendable {
             s.chunks[ci]!.lent[slot >> 6] |= 1 << UInt64(slot & 63)
             s.stats.lent += 1
             if s.chunks[ci]!.free.isEmpty && s.chunks[ci]!.carved == slotsPerChunk { unlist(ci, &s) }
-            // SAFETY: slot < slotsPerChunk: the slot lies inside the chunk's mapping; the
-            // class is unretained, see FiberStack.home.
-            return FiberStack(mapping: base + slot * slotSize, mappingSize: slotSize, home: Unmanaged.passUnretained(self), chunk: Int32(ci))
+            // SAFETY: slot < slotsPerChunk: the slot lies inside the chunk's mapping.
+            return FiberStack(mapping: base + slot * slotSize, mappingSize: slotSize, chunk: Int32(ci))
         }
     }
 
@@ -284,7 +294,7 @@ final class StackClass: Sendable {
         state.withLock { s in
             if !pagesReturned { s.stats.adviseFailures += 1 }
             let ci = Int(stack.chunk)
-            guard stack.home?.toOpaque() == Unmanaged.passUnretained(self).toOpaque(), stack.mappingSize == slotSize, ci >= 0, ci < s.chunks.count,
+            guard stack.mappingSize == slotSize, ci >= 0, ci < s.chunks.count,
                   let base = s.chunks[ci]?.base, stack.mapping >= base, stack.mapping < base + chunkBytes else {
                 spindleFatal("a fiber stack was given back to an arena that did not lend it")
             }

@@ -181,7 +181,17 @@ extension Worker {
             return
         }
         spindle_fiber_destroy(context)
-        stack.release()
+        giveBack(stack)
+    }
+
+    /// A stack this worker is done with, to its arena: the default class is known here,
+    /// which spares the registry lookup of FiberStack.release.
+    private func giveBack(_ stack: FiberStack) {
+        if let c = defaultStackClass, stack.size == defaultFiberStackSize {
+            c.give(stack)
+        } else {
+            stack.release()
+        }
     }
 
     /// Gives every pooled stack back to its arena (the worker is going away).
@@ -189,7 +199,7 @@ extension Worker {
         for s in stackPool {
             // SAFETY: a pooled stack's context area was initialized by the fiber that used it.
             spindle_fiber_destroy(s.contextPointer)
-            s.release()
+            giveBack(s)
         }
         stackPool.removeAll()
     }
