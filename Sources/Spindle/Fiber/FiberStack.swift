@@ -123,8 +123,8 @@ struct FiberStack: @unchecked Sendable {
     /// it since its pages were last given back; a slot reused without that may hold old
     /// bytes (the caller initializes what it reads).
     static func allocate(size: Int) throws(SysError) -> FiberStack {
-        // Past 2^32 pages (16 TiB) no mapping could succeed anyway; refuse before rounding
-        // overflows.
+        // Past 2^31 pages (8 TiB) no mapping could succeed anyway; refusing keeps the page
+        // count in 32 bits and the rounding below from overflowing.
         guard size <= Int(UInt32.max / 2) * pageSize else { throw SysError(errno: ENOMEM, call: "mmap") }
         let usable = (max(size, pageSize) + pageSize - 1) / pageSize * pageSize
         if let c = StackClass.forUsableSize(usable) { return try c.take() }
