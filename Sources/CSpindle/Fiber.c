@@ -27,6 +27,7 @@ void __tsan_destroy_fiber(void *fiber);
 void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #endif
 #if SPINDLE_ASAN
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
 void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old, size_t *size_old);
 #endif
@@ -194,6 +195,16 @@ void spindle_fiber_describe(spindle_fiber_context *ctx, const char *name, size_t
     } else {
         ctx->name[0] = 0;
     }
+}
+
+void spindle_stack_recycled(void *base, size_t size) {
+#if SPINDLE_ASAN
+    // SAFETY: the caller owns [base, base + size) and nothing runs on it.
+    __asan_unpoison_memory_region(base, size);
+#else
+    (void)base;
+    (void)size;
+#endif
 }
 
 void spindle_fiber_destroy(spindle_fiber_context *ctx) {

@@ -117,3 +117,20 @@ int spindle_test_direct_handoff(void *stack_a, void *stack_b, size_t size) {
     spindle_fiber_destroy(&handoff_b);
     return ok;
 }
+
+#if defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define SPINDLE_TEST_ASAN 1
+#  endif
+#endif
+#if SPINDLE_TEST_ASAN
+extern int __asan_option_detect_stack_use_after_return;
+#endif
+
+int spindle_test_asan_fake_stacks(void) {
+#if SPINDLE_TEST_ASAN
+    return __asan_option_detect_stack_use_after_return != 0;
+#else
+    return 0;
+#endif
+}

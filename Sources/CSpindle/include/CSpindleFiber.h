@@ -89,6 +89,11 @@ void spindle_fiber_exit(spindle_fiber_context *_Nonnull ctx) __attribute__((nore
 /// Sets the name shown in the overflow message (truncated to 31 bytes) and the guard size.
 void spindle_fiber_describe(spindle_fiber_context *_Nonnull ctx, const char *_Nullable name, size_t guard_size);
 
+/// The stack [base, base + size) is going back to its arena to be reused by any fiber:
+/// AddressSanitizer forgets poisoning left there (munmap did that when every stack was
+/// its own mapping). Nothing in other builds.
+void spindle_stack_recycled(void *_Nonnull base, size_t size);
+
 /// Releases sanitizer state of a fiber that will not run again.
 void spindle_fiber_destroy(spindle_fiber_context *_Nonnull ctx);
 

@@ -30,4 +30,9 @@ void spindle_test_set_current(spindle_fiber_context *_Nullable ctx);
 /// times each; 1 if the order and the final return to the resumer are right.
 int spindle_test_direct_handoff(void *_Nonnull stack_a, void *_Nonnull stack_b, size_t size);
 
+/// 1 when AddressSanitizer keeps fake stacks (detect_stack_use_after_return, its default
+/// here): it then maps one per fiber and unmaps it when the fiber ends, so the process's
+/// mapping count also carries ASan's own fragmentation. 0 otherwise.
+int spindle_test_asan_fake_stacks(void);
+
 #endif

@@ -14,8 +14,10 @@
 //
 // Stack memory: the context lives in the top bytes of the fiber's own stack, so a started
 // fiber costs no allocation besides the stack, which comes from a per-worker pool of
-// default-size stacks (owner-only, no lock). Pooled stacks keep the pages they touched
-// (giving them back would cost a syscall per fiber); the pool's bound caps that memory.
+// default-size stacks (owner-only, no lock), else from its size class's arena
+// (FiberStack.swift, one lock). Pooled stacks keep the pages they touched (giving them
+// back would cost a syscall per fiber); the pool's bound caps that memory, and what does
+// not fit goes back to the arena, which gives its pages back.
 import CSpindle
 #if canImport(Glibc)
 import Glibc
@@ -161,8 +163,24 @@ extension Worker {
 
     private func takeStack(size: Int?) throws(SysError) -> FiberStack {
         let wanted = FiberStack.usableSize(for: size ?? defaultFiberStackSize)
-        if wanted == defaultFiberStackSize, let s = stackPool.popLast() { return s }
-        return try FiberStack.allocate(size: wanted)
+        let stack: FiberStack
+        if wanted == defaultFiberStackSize {
+            if let s = stackPool.popLast() { return s }
+            if let c = defaultStackClass {
+                stack = try c.take()
+            } else {
+                stack = try FiberStack.allocate(size: wanted)
+            }
+        } else {
+            stack = try FiberStack.allocate(size: wanted)
+        }
+        // Not from this pool: the context area may hold whatever its last user left (its
+        // pages are normally given back, so zeroes, but not if that madvise failed), and
+        // spindle_fiber_init keeps a TSan fiber it finds there. Its last fiber's sanitizer
+        // state was destroyed before it left a pool, so start from an empty context.
+        // SAFETY: this worker now owns the stack; its top bytes are the context area.
+        stack.contextPointer.initialize(to: spindle_fiber_context())
+        return stack
     }
 
     private func recycle(_ stack: FiberStack, context: UnsafeMutablePointer<spindle_fiber_context>) {
@@ -173,15 +191,25 @@ extension Worker {
             return
         }
         spindle_fiber_destroy(context)
-        stack.release()
+        giveBack(stack)
     }
 
-    /// Unmaps every pooled stack (the worker is going away).
+    /// A stack this worker is done with, to its arena: the default class is known here,
+    /// which spares the registry lookup of FiberStack.release.
+    private func giveBack(_ stack: FiberStack) {
+        if let c = defaultStackClass, stack.size == defaultFiberStackSize {
+            c.give(stack)
+        } else {
+            stack.release()
+        }
+    }
+
+    /// Gives every pooled stack back to its arena (the worker is going away).
     func releaseStackPool() {
         for s in stackPool {
             // SAFETY: a pooled stack's context area was initialized by the fiber that used it.
             spindle_fiber_destroy(s.contextPointer)
-            s.release()
+            giveBack(s)
         }
         stackPool.removeAll()
     }

@@ -79,8 +79,11 @@ final class Worker: @unchecked Sendable {
     let remoteFibers = Lock(Deque<Runnable>())
     /// The remote list's length, written under its lock; a hint for the owner.
     let remoteFiberCount = Atomic<Int>(0)
-    /// Default-size stacks ready for reuse.
+    /// Default-size stacks ready for reuse (they keep their pages).
     var stackPool: [FiberStack] = []
+    /// Where default-size stacks come from when the pool is empty (nil: the default size
+    /// is above Tuning.fiberStackArenaMaxSize, each stack its own mapping).
+    let defaultStackClass: StackClass?
     /// Fibers started here and not finished (a doubly linked list through the fibers).
     /// SAFETY: unowned(unsafe): listed fibers are alive (unlisted before they end).
     unowned(unsafe) var liveFibers: FiberCore?
@@ -96,6 +99,7 @@ final class Worker: @unchecked Sendable {
         self.queue = LocalQueue(capacity: queueCapacity)
         self.rng = 0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)
         self.isCurrentThreadFlavor = runtime.configuration.flavor == .currentThread
+        self.defaultStackClass = StackClass.forUsableSize(runtime.fiberStackSize)
     }
 
     deinit { releaseStackPool() }

@@ -8,8 +8,9 @@
 //     invalid, so its own bookkeeping is wrong; we stop with "Spindle fatal:".
 //   - anything else (EINVAL included: a bad option or address is the caller's) →
 //     `SysError(errno, call)`, which higher layers turn into typed errors.
-// Calls that cannot fail in a way a workload causes (clock_nanosleep, futex, epoll_wait,
-// munmap of our own mapping) end the process with "Spindle fatal:" on anything but EINTR.
+// Calls that cannot fail in a way a workload causes (clock_nanosleep, futex, epoll_wait)
+// end the process with "Spindle fatal:" on anything but EINTR. munmap is not one of them:
+// it fails with ENOMEM when it would split a mapping at vm.max_map_count, so it throws.
 //
 // The syscalls live in this file (time, memory, futex, epoll and eventfd) and SysNet.swift
 // (sockets), on top of CSpindle's thin C wrappers; the rest of the runtime calls these.
@@ -100,8 +101,11 @@ enum Sys {
         return p
     }
 
-    static func unmap(_ p: UnsafeMutableRawPointer, size: Int) {
-        if munmap(p, size) != 0 { spindleFatal("munmap failed with errno \(errno): a mapping the runtime owns is invalid") }
+    /// Unmaps `[p, p + size)`. Not fatal: unmapping part of a mapping splits it, and at
+    /// vm.max_map_count that fails with ENOMEM, which a workload can cause; the caller
+    /// keeps or leaks the memory (FiberStack.swift).
+    static func unmap(_ p: UnsafeMutableRawPointer, size: Int) throws(SysError) {
+        if munmap(p, size) != 0 { throw SysError(errno: errno, call: "munmap") }
     }
 
     static func advise(_ p: UnsafeMutableRawPointer, size: Int, _ advice: Int32) throws(SysError) {
