@@ -36,6 +36,31 @@ final class Flag: Sendable {
     var isSet: Bool { value.load(ordering: .acquiring) }
 }
 
+/// Runs `body` on a fresh OS thread that runs no Swift task, blocks the caller until it
+/// ends, and returns its value or rethrows its error.
+///
+/// Why it exists: Spindle's blocking forms (`FiberHandle.join`, `Fiber.sleep`, the blocking
+/// `Channel.send`/`receive`, `Select.run()`, the primitives' waits, the sockets' blocking
+/// calls, ...) refuse with `FiberError.blockingOnWorker` when called inside any Swift task
+/// (BlockingPolicy.swift): they block only on plain threads and park only in fibers. Swift
+/// Testing runs even a synchronous `@Test func` inside a task on Swift's cooperative pool,
+/// so a test that exercises the blocking forms from a thread makes those calls here.
+/// Waiting for the thread blocks the test's own pool thread on a `Completion`, which the
+/// rule allows: only Spindle's blocking API refuses.
+///
+/// Keep `#expect` and `#require` out of `body` where possible: an issue recorded on this
+/// thread has no current test, so Swift Testing attributes it to an unknown test (it
+/// still fails the run, but loses the test's name). Return what to check and check it on
+/// the test's task.
+func onPlainThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
+    let completion = Completion<T>()
+    try OSThread.spawn(name: "plain") {
+        completion.finish(Result { try body() })
+    }
+    completion.done.wait()
+    return try completion.take()
+}
+
 /// Every runtime shape the shared suite runs against.
 struct Shape: Sendable, CustomStringConvertible {
     let flavor: Runtime.Flavor
