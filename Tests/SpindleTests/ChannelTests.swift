@@ -87,7 +87,9 @@ final class Received: Sendable {
             return sum
         }
         #expect(sum == (1...n).reduce(0, +))
-        #expect(try echo.join() == n)
+        // The echo fiber may still be finishing after closing toTasks: join blocks, so
+        // from a plain thread.
+        #expect(try onPlainThread { try echo.join() } == n)
     }
 
     @Test func aPlainThreadBlocksOnAChannel() throws {
@@ -98,8 +100,8 @@ final class Received: Sendable {
             try Fiber.sleep(for: .milliseconds(5))
             try ch.send(42)
         }
-        // This test's own thread is not a worker: receive blocks it.
-        #expect(try ch.receive() == 42)
+        // A plain thread (no task, not a worker): receive blocks it.
+        #expect(try onPlainThread { try ch.receive() } == 42)
     }
 
     @Test func blockingCallsFromATaskAreRefused() throws {
@@ -157,15 +159,16 @@ final class Received: Sendable {
         let rt = try Runtime(flavor: .multiThread, workers: 2)
         defer { rt.shutdown() }
         let ch = Channel<String>(capacity: 1)
-        try ch.send("kept")
+        // The blocking forms, from plain threads (inside the test's task they refuse).
+        try onPlainThread { try ch.send("kept") }
         let blocked = rt.spawnFiber { () throws -> String in
             do { try ch.send("returned"); return "sent" } catch let e as ChannelClosedError<String> { return e.value }
         }
-        try Fiber.sleep(for: .milliseconds(10))
+        try onPlainThread { try Fiber.sleep(for: .milliseconds(10)) }
         ch.close()
-        #expect(try blocked.join() == "returned")
-        #expect(try ch.receive() == "kept")
-        #expect(try ch.receive() == nil)
+        #expect(try onPlainThread { try blocked.join() } == "returned")
+        #expect(try onPlainThread { try ch.receive() } == "kept")
+        #expect(try onPlainThread { try ch.receive() } == nil)
     }
 
     @Test func bufferedValuesAreReleasedWithTheChannel() throws {

@@ -312,15 +312,21 @@ final class EventLog: Sendable {
             try Fiber.sleep(for: .milliseconds(5))
             return 9
         }
-        #expect(try f.join() == 9)
+        // On a plain thread (the test's own runs a task, where these refuse).
+        #expect(try onPlainThread { try f.join() } == 9)
         // Outside a fiber, on a plain thread, sleep and yield block the thread. (Fiber.wait
         // from a plain thread is tested in a subprocess: it starts a task on Swift's
         // default executor, whose two threads here may both be blocked by tests.)
-        #expect(!Fiber.isInFiber)
-        let t0 = Sys.nowNanos()
-        try Fiber.sleep(for: .milliseconds(2))
-        #expect(Sys.nowNanos() - t0 >= 2_000_000)
-        try Fiber.yield()
+        let (inFiber, slept) = try onPlainThread { () throws -> (Bool, Int64) in
+            let inFiber = Fiber.isInFiber
+            let t0 = Sys.nowNanos()
+            try Fiber.sleep(for: .milliseconds(2))
+            let slept = Sys.nowNanos() - t0
+            try Fiber.yield()
+            return (inFiber, slept)
+        }
+        #expect(!inFiber)
+        #expect(slept >= 2_000_000)
     }
 
     @Test func blockingJoinFromATaskIsRefused() throws {
@@ -370,7 +376,7 @@ final class EventLog: Sendable {
         // ~2,000 levels of a frame with a 64-byte local need more than the default 64 KiB
         // (debug frames are several hundred bytes); 16 MiB holds them.
         let f = rt.spawnFiber(name: "deep", stackSize: 16 << 20) { deep(2_000) }
-        #expect(try f.join() == 2_000)
+        #expect(try onPlainThread { try f.join() } == 2_000)
         #expect(f.name == "deep")
     }
 

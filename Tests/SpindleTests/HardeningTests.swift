@@ -94,7 +94,7 @@ private func sleepBlocking(_ d: Duration) throws { try Fiber.sleep(for: d) }
             return (v, other.isSet)
         }
         Task(executorPreference: rt) { other.set() }
-        let (v, sawOther) = try f.join()
+        let (v, sawOther) = try onPlainThread { try f.join() }  // join blocks: a plain thread's
         #expect(v == 7)
         #expect(sawOther, "the task ran only after the fiber's select")
     }
@@ -117,9 +117,10 @@ private func sleepBlocking(_ d: Duration) throws { try Fiber.sleep(for: d) }
             do { _ = try await Select<Int>().run(); return nil } catch let e as SelectError { return e } catch { return nil }
         }
         #expect(asyncError == .noBranches)
-        let fiberError = try rt.spawnFiber { () -> SelectError? in
+        let fiber = rt.spawnFiber { () -> SelectError? in
             do { _ = try Select<Int>().run(); return nil } catch let e as SelectError { return e } catch { return nil }
-        }.join()
+        }
+        let fiberError = try onPlainThread { try fiber.join() }  // join blocks: a plain thread's
         #expect(fiberError == .noBranches)
         #expect(SelectError.noBranches.description.contains("onTimeout"))
     }
@@ -141,12 +142,15 @@ private func sleepBlocking(_ d: Duration) throws { try Fiber.sleep(for: d) }
             }
             return sum
         }
-        for i in 0..<rounds {
-            // Send once the select waits (its timer armed), at least in the first round.
-            if i == 0 { waitFor("the first select to wait") { rt.timers.count >= 1 } }
-            try ch.send(1)
+        // Send once the select waits (its timer armed), at least in the first round.
+        waitFor("the first select to wait") { rt.timers.count >= 1 }
+        // The blocking sends and join, from a plain thread (inside this test's task they
+        // refuse).
+        let sum = try onPlainThread { () throws -> Int in
+            for _ in 0..<rounds { try ch.send(1) }
+            return try f.join()
         }
-        #expect(try f.join() == rounds)
+        #expect(sum == rounds)
         waitFor("the timers to go") { rt.timers.count == 0 }
         #expect(rt.timers.count == 0, "\(rt.timers.count) select timers left armed")
     }

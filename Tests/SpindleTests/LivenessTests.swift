@@ -90,13 +90,15 @@ private final class ParkedTask: Sendable {
                 got.finish(.success(b))
             } catch { got.finish(.failure(error)) }
         }
-        let client = try TCPStream.connect(to: listener.localAddress, timeout: .seconds(10), on: rt)
+        // The client's blocking calls run on plain threads (inside this test's task they
+        // refuse).
+        let client = try onPlainThread { try TCPStream.connect(to: listener.localAddress, timeout: .seconds(10), on: rt) }
         waitFor("the reader to wait") { waiting.isSet }
         waitUntilIdle(rt)
         let spun = Completion<Bool>()
         startSpinner(rt, until: done, spinning: spinning, result: spun)
         waitFor("the spinner to start") { spinning.isSet }
-        try client.write([42])
+        try onPlainThread { try client.write([42]) }
         spun.done.wait()
         #expect(try spun.take(), "the read completed only after the spinner gave up")
         got.done.wait()
@@ -115,9 +117,11 @@ private final class ParkedTask: Sendable {
         let waitingA = Flag(), waitingB = Flag(), doneB = Flag(), spinning = Flag()
         let spun = Completion<Bool>()
         let gotB = Completion<[UInt8]>()
-        let clientA = try TCPStream.connect(to: listener.localAddress, timeout: .seconds(10), on: rt)
+        // The clients' blocking calls run on plain threads (inside this test's task they
+        // refuse).
+        let clientA = try onPlainThread { try TCPStream.connect(to: listener.localAddress, timeout: .seconds(10), on: rt) }
         let connA = try rt.run { try await listener.accept() }
-        let clientB = try TCPStream.connect(to: listener.localAddress, timeout: .seconds(10), on: rt)
+        let clientB = try onPlainThread { try TCPStream.connect(to: listener.localAddress, timeout: .seconds(10), on: rt) }
         let connB = try rt.run { try await listener.accept() }
         Task(executorPreference: rt) {
             waitingA.set()
@@ -135,9 +139,9 @@ private final class ParkedTask: Sendable {
         }
         waitFor("both readers to wait") { waitingA.isSet && waitingB.isSet }
         waitUntilIdle(rt)
-        try clientA.write([1])
+        try onPlainThread { try clientA.write([1]) }
         waitFor("the first reader to spin") { spinning.isSet }
-        try clientB.write([2])
+        try onPlainThread { try clientB.write([2]) }
         spun.done.wait()
         #expect(try spun.take(), "the second read completed only after the first reader gave up")
         gotB.done.wait()
@@ -162,7 +166,9 @@ private final class ParkedTask: Sendable {
             done.set()
             return b
         }
-        let client = try TCPStream.connect(to: listener.localAddress, timeout: .seconds(10), on: rt)
+        // The client's blocking calls and the join run on plain threads (inside this test's
+        // task they refuse).
+        let client = try onPlainThread { try TCPStream.connect(to: listener.localAddress, timeout: .seconds(10), on: rt) }
         waitFor("the reader to wait") { waiting.isSet }
         waitUntilIdle(rt)
         // The spinner must run on the other worker (a fiber never moves, so a spinner on
@@ -180,10 +186,10 @@ private final class ParkedTask: Sendable {
             spun.finish(.success(spin(until: done)))
         }
         waitFor("the spinner to start") { spinning.isSet }
-        try client.write([7])
+        try onPlainThread { try client.write([7]) }
         spun.done.wait()
         #expect(try spun.take(), "the fiber's read completed only after the spinner gave up")
-        #expect(try reader.join() == [7])
+        #expect(try onPlainThread { try reader.join() } == [7])
         client.close()
         listener.close()
     }

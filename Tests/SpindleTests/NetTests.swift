@@ -11,6 +11,23 @@ private func makeRuntime(_ workers: Int = 2) throws -> Runtime {
 
 private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 
+/// The number of open descriptors once it has stopped changing (for 50 ms; at most 5 s).
+/// A runtime closes its own descriptors (epoll, eventfd) when it is freed, which is when
+/// its last worker thread has let go of it, just after its shutdown returned: the previous
+/// test's runtime can still be closing them when the next test starts, and a baseline
+/// counted then is higher than what this test can ever get back to.
+private func settledDescriptorCount() -> Int {
+    var last = ProcessStats.openDescriptors()
+    var stableSince = Sys.nowNanos()
+    let giveUp = stableSince + 5_000_000_000
+    while Sys.nowNanos() - stableSince < 50_000_000 && Sys.nowNanos() < giveUp {
+        Sys.sleepThread(untilNanos: Sys.nowNanos() + 1_000_000)
+        let now = ProcessStats.openDescriptors()
+        if now != last { last = now; stableSince = Sys.nowNanos() }
+    }
+    return last
+}
+
 @Suite struct SocketAddressTests {
     @Test func parsesIPv4IPv6AndUnix() throws {
         let a = try SocketAddress("127.0.0.1:8080")
@@ -117,8 +134,9 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
             try s.shutdownWrite()
             return rounds
         }
-        #expect(try client.join() == rounds)
-        #expect(try server.join() == rounds)
+        // join blocks: from plain threads (inside this test's task it refuses).
+        #expect(try onPlainThread { try client.join() } == rounds)
+        #expect(try onPlainThread { try server.join() } == rounds)
     }
 
     /// A fiber server and task clients, and a plain-thread client, on one listener.
@@ -145,11 +163,16 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
             return out
         }
         #expect(fromTasks == [bytes("aa"), bytes("bb")])
-        // A plain thread (this one) with the blocking calls.
-        let s = try TCPStream.connect(to: listener.localAddress, on: rt)
-        try s.write("z")
-        #expect(try s.read(exactly: 2) == bytes("zz"))
-        try server.join()
+        // A plain thread with the blocking calls (inside this test's task they refuse); the
+        // stream stays open until the end, as before.
+        let (s, echoed) = try onPlainThread { () throws -> (TCPStream, [UInt8]) in
+            let s = try TCPStream.connect(to: listener.localAddress, on: rt)
+            try s.write("z")
+            return (s, try s.read(exactly: 2))
+        }
+        #expect(echoed == bytes("zz"))
+        try onPlainThread { try server.join() }
+        withExtendedLifetime(s) {}
     }
 
     @Test func largeTransfersArriveIntact() throws {
@@ -231,8 +254,8 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         }
         #expect(e == .connectionRefused(addr))
         #expect(e?.description.contains("connection refused by 127.0.0.1") == true)
-        // The blocking form, from a plain thread.
-        #expect(throws: SocketError.connectionRefused(addr)) { try TCPStream.connect(to: addr, on: rt) }
+        // The blocking form, from a plain thread (inside this test's task it refuses).
+        #expect(throws: SocketError.connectionRefused(addr)) { try onPlainThread { try TCPStream.connect(to: addr, on: rt) } }
     }
 
     @Test func addressInUse() throws {
@@ -260,15 +283,20 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         let rt = try makeRuntime()
         defer { rt.shutdown() }
         let l = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), backlog: 0, on: rt)
-        var held: [TCPStream] = []
-        var timedOut = false
-        for _ in 0..<16 {
-            do {
-                held.append(try TCPStream.connect(to: l.localAddress, timeout: .milliseconds(200), on: rt))
-            } catch SocketError.timedOut {
-                timedOut = true
-                break
+        // The blocking form, from a plain thread (inside this test's task it refuses); the
+        // connections it made stay held until the end, as before.
+        let (held, timedOut) = try onPlainThread { () throws -> ([TCPStream], Bool) in
+            var held: [TCPStream] = []
+            var timedOut = false
+            for _ in 0..<16 {
+                do {
+                    held.append(try TCPStream.connect(to: l.localAddress, timeout: .milliseconds(200), on: rt))
+                } catch SocketError.timedOut {
+                    timedOut = true
+                    break
+                }
             }
+            return (held, timedOut)
         }
         #expect(timedOut)
         // The async form.
@@ -277,6 +305,7 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         }
         #expect(e == .timedOut)
         #expect(rt.timers.count == 0)
+        withExtendedLifetime(held) {}
     }
 
     /// Closing a socket with unread data sends a reset: the peer's read throws
@@ -324,7 +353,7 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         let waiter = rt.spawnFiber { () throws -> Void in _ = try l.accept() }
         Sys.sleepThread(untilNanos: Sys.nowNanos() + 10_000_000)
         l.close()
-        #expect(throws: SocketError.closed) { try waiter.join() }
+        #expect(throws: SocketError.closed) { try onPlainThread { try waiter.join() } }  // join blocks: a plain thread's
     }
 
     @Test func cancellingAWaitingReadThrowsCancellation() throws {
@@ -359,7 +388,7 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
     /// fibers start on; tasks waiting on such a socket still get its events; closing one
     /// while a fiber waits fails the wait; nothing leaks (checked by the next test too).
     @Test func fiberSocketsAreWatchedByTheirOwnWorker() throws {
-        let before = ProcessStats.openDescriptors()
+        let before = settledDescriptorCount()
         do {
             let rt = try makeRuntime()
             defer { rt.shutdown() }
@@ -380,7 +409,8 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
                 }
                 return s
             }
-            let (c, s) = (try server.join(), try client.join())
+            // join blocks: from plain threads (inside this test's task it refuses).
+            let (c, s) = try onPlainThread { (try server.join(), try client.join()) }
             #expect(rt.statistics.remoteFiberResumes == 0)
             // A task now reads from the client's socket (watched by a worker's own backend).
             let got = try rt.run { () async throws -> [UInt8] in
@@ -397,7 +427,7 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
             }
             Sys.sleepThread(untilNanos: Sys.nowNanos() + 20_000_000)
             c.close()
-            #expect(throws: SocketError.closed) { try waiting.join() }
+            #expect(throws: SocketError.closed) { try onPlainThread { try waiting.join() } }
             s.close()
             l.close()
         }
@@ -443,7 +473,8 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         let rt = try makeRuntime()
         defer { rt.shutdown() }
         let l = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
-        let s = try TCPStream.connect(to: l.localAddress, on: rt)
+        // The blocking forms, from plain threads (inside this test's task they refuse).
+        let s = try onPlainThread { try TCPStream.connect(to: l.localAddress, on: rt) }
         #expect(s.noDelay)
         try s.setNoDelay(false)
         #expect(!s.noDelay)
@@ -453,7 +484,7 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(s.localAddress?.host == "127.0.0.1")
         s.close()
         #expect(throws: SocketError.closed) { try s.setNoDelay(true) }
-        #expect(throws: SocketError.closed) { try s.write("x") }
+        #expect(throws: SocketError.closed) { try onPlainThread { try s.write("x") } }
     }
 }
 
@@ -475,11 +506,15 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
             try b.send(bytes("pong"))
             return try a.receive(maxBytes: 100).bytes
         }
-        #expect(try f.join() == bytes("pong"))
+        // The blocking forms, from plain threads (inside this test's task they refuse).
+        #expect(try onPlainThread { try f.join() } == bytes("pong"))
         // IPv6.
         let c = try UDPSocket.bind(to: SocketAddress("[::1]:0"), on: rt)
-        try c.send(bytes("six"), to: c.localAddress!)
-        #expect(try c.receive().bytes == bytes("six"))
+        let six = try onPlainThread { () throws -> [UInt8] in
+            try c.send(bytes("six"), to: c.localAddress!)
+            return try c.receive().bytes
+        }
+        #expect(six == bytes("six"))
     }
 
     @Test func unixListenerAndPair() throws {
@@ -506,8 +541,9 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(access(path, F_OK) != 0) // the socket file is gone
         let (x, y) = try UnixStream.pair(on: rt)
         let f = rt.spawnFiber { () throws -> [UInt8] in try y.read(exactly: 2) }
-        try x.write("hi")
-        #expect(try f.join() == bytes("hi"))
+        // The blocking forms, from plain threads (inside this test's task they refuse).
+        try onPlainThread { try x.write("hi") }
+        #expect(try onPlainThread { try f.join() } == bytes("hi"))
     }
 }
 

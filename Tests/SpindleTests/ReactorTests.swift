@@ -92,8 +92,9 @@ import Glibc
         let f = rt.spawnFiber { () throws -> Void in _ = try a.read(upTo: 1) }
         Sys.sleepThread(untilNanos: Sys.nowNanos() + 10_000_000)
         rt.shutdown()
-        #expect(throws: (any Error).self) { try f.join() }
-        #expect(throws: SocketError.runtimeShutDown) { _ = try a.read(upTo: 1) }
+        // The blocking forms, from plain threads (inside this test's task they refuse).
+        #expect(throws: (any Error).self) { try onPlainThread { try f.join() } }
+        #expect(throws: SocketError.runtimeShutDown) { _ = try onPlainThread { try a.read(upTo: 1) } }
     }
 
     /// The real backend: readiness reaches a task through a parked worker.
@@ -103,7 +104,7 @@ import Glibc
         let (a, b) = try UnixStream.pair(on: rt)
         let reader = Task(executorPreference: rt) { try await a.read(exactly: 3) }
         Sys.sleepThread(untilNanos: Sys.nowNanos() + 20_000_000) // every worker parks
-        try b.write("abc")
+        try onPlainThread { try b.write("abc") } // blocking form: a plain thread's
         let got = try rt.run { try await reader.value }
         #expect(got == Array("abc".utf8))
     }
@@ -129,9 +130,10 @@ import Glibc
         let f = rt.spawnFiber { () throws -> UnixSignal? in try stream.next() }
         Sys.sleepThread(untilNanos: Sys.nowNanos() + 10_000_000)
         kill(getpid(), SIGUSR2)
-        #expect(try f.join() == .user2)
+        // The blocking forms, from plain threads (inside this test's task they refuse).
+        #expect(try onPlainThread { try f.join() } == .user2)
         stream.stop()
-        #expect(try stream.next() == nil)
+        #expect(try onPlainThread { try stream.next() } == nil)
         // Watchable again once stopped.
         let again = try SignalStream([.user1], on: rt)
         again.stop()
@@ -161,21 +163,25 @@ import Glibc
                 }
             }
         }
-        let first = try TCPStream.connect(to: listener.localAddress, on: rt)
-        try first.write("1")
-        #expect(try first.read(exactly: 1) == Array("1".utf8))
+        // The blocking forms, from plain threads (inside this test's task they refuse).
+        let first = try onPlainThread { try TCPStream.connect(to: listener.localAddress, on: rt) }
+        try onPlainThread { try first.write("1") }
+        #expect(try onPlainThread { try first.read(exactly: 1) } == Array("1".utf8))
 
         // Leave room for a few descriptors only.
         var limited = original
         limited.rlim_cur = rlim_t(ProcessStats.openDescriptors() + 4)
         setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limited)
-        var clients: [TCPStream] = []
-        var connectError: SocketError?
-        for _ in 0..<16 {
-            do { clients.append(try TCPStream.connect(to: listener.localAddress, timeout: .seconds(2), on: rt)) } catch {
-                connectError = error as? SocketError
-                break
+        let (clients, connectError) = try onPlainThread { () -> ([TCPStream], SocketError?) in
+            var clients: [TCPStream] = []
+            var connectError: SocketError?
+            for _ in 0..<16 {
+                do { clients.append(try TCPStream.connect(to: listener.localAddress, timeout: .seconds(2), on: rt)) } catch {
+                    connectError = error as? SocketError
+                    break
+                }
             }
+            return (clients, connectError)
         }
         #expect(connectError == .tooManyOpenFiles)
         // Some connections wait in the kernel's queue: accept must be backing off.
@@ -189,8 +195,8 @@ import Glibc
         // Not spinning: well under one core for those 100 ms.
         #expect(ProcessStats.cpuNanos() - cpuBefore < 60_000_000)
         // The existing connection is still served.
-        try first.write("2")
-        #expect(try first.read(exactly: 1) == Array("2".utf8))
+        try onPlainThread { try first.write("2") }
+        #expect(try onPlainThread { try first.read(exactly: 1) } == Array("2".utf8))
 
         // Descriptors back: the queued connections are accepted.
         setrlimit(Int32(RLIMIT_NOFILE.rawValue), &original)
@@ -241,8 +247,9 @@ import Glibc
         for round in 0..<50 where rt.statistics.remoteFiberResumes == 0 {
             let fiber = rt.spawnFiber { () throws -> Int? in try ch.receive() }
             Sys.sleepThread(untilNanos: Sys.nowNanos() + 10_000_000)
-            try ch.send(round)
-            #expect(try fiber.join() == round)
+            // From a plain thread (inside this test's task the blocking forms refuse).
+            try onPlainThread { try ch.send(round) }
+            #expect(try onPlainThread { try fiber.join() } == round)
         }
         #expect(rt.statistics.remoteFiberResumes >= 1)
         // Jobs queued on one worker and run by the other: batches of spinning tasks from one

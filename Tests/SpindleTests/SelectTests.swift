@@ -62,8 +62,8 @@ import Testing
         #expect(ContinuousClock.now - t0 >= .milliseconds(20))
         let fiber = rt.spawnFiber { () throws -> String in try make().run() }
         #expect(try await fiber.value == "timeout")
-        let thread: () throws -> String = { try make().run() }   // the blocking overload
-        #expect(try thread() == "timeout")
+        // The blocking overload, from a plain thread (inside this test's task it refuses).
+        #expect(try onPlainThread { try make().run() } == "timeout")
         #expect(never.state.withLock { $0.receivers.isEmpty })
     }
 
@@ -193,7 +193,7 @@ import Testing
                 }
             }
         }
-        #expect(try receiver.join() == Array(0..<rounds))
+        #expect(try onPlainThread { try receiver.join() } == Array(0..<rounds))
     }
 
     /// A select with a send and a receive branch on one channel never pairs with itself,
@@ -300,14 +300,17 @@ import Testing
                 if (try? s.run()) != Optional(Optional(r)) { failures.withLock { $0 += 1 }; return }
             }
         }
-        for r in 0..<rounds {
-            spinUntil(ready, r + 1)
-            go.withLock { $0 += 1 }
-            var s = Select<Bool>()
-            s.onSend(r, to: ch) { true }
-            for c in idleB { s.onReceive(c) { _ in false } }
-            s.onTimeout(.seconds(5)) { false }
-            if (try? s.run()) != true { failures.withLock { $0 += 1 }; break }
+        // The sender is the other plain thread (inside this test's task select refuses).
+        try onPlainThread {
+            for r in 0..<rounds {
+                spinUntil(ready, r + 1)
+                go.withLock { $0 += 1 }
+                var s = Select<Bool>()
+                s.onSend(r, to: ch) { true }
+                for c in idleB { s.onReceive(c) { _ in false } }
+                s.onTimeout(.seconds(5)) { false }
+                if (try? s.run()) != true { failures.withLock { $0 += 1 }; break }
+            }
         }
         receiver.join()
         #expect(failures.withLock { $0 } == 0)

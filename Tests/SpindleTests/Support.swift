@@ -36,6 +36,58 @@ final class Flag: Sendable {
     var isSet: Bool { value.load(ordering: .acquiring) }
 }
 
+/// Runs `body` on a fresh OS thread that runs no Swift task, blocks the caller until it
+/// ends, and returns its value or rethrows its error.
+///
+/// Why it exists: Spindle's blocking forms (`FiberHandle.join`, `Fiber.sleep`, the blocking
+/// `Channel.send`/`receive`, `Select.run()`, the primitives' waits, the sockets' blocking
+/// calls, ...) refuse with `FiberError.blockingOnWorker` when called inside any Swift task
+/// (BlockingPolicy.swift): they block only on plain threads and park only in fibers. Swift
+/// Testing runs even a synchronous `@Test func` inside a task on Swift's cooperative pool,
+/// so a test that exercises the blocking forms from a thread makes those calls here.
+/// Waiting for the thread blocks the test's own pool thread on a `Latch`, which the rule
+/// allows: only Spindle's blocking API refuses.
+///
+/// When it returns, the thread holds nothing of `body` or its result any more (as after a
+/// call made inline): a runtime or socket they kept alive is released by the caller, not
+/// later by a thread that has not yet exited (tests count open descriptors).
+///
+/// Keep `#expect` and `#require` out of `body` where possible: an issue recorded on this
+/// thread has no current test, so Swift Testing attributes it to an unknown test (it
+/// still fails the run, but loses the test's name). Return what to check and check it on
+/// the test's task.
+func onPlainThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
+    let handoff = PlainThreadHandoff(body)
+    try OSThread.spawn(name: "plain") { handoff.run() }
+    return try handoff.wait()
+}
+
+/// onPlainThread's state: the body goes in, its result comes out, and the thread lets go
+/// of both before the caller resumes.
+private final class PlainThreadHandoff<T: Sendable>: Sendable {
+    private let body: Lock<(@Sendable () throws -> T)?>
+    private let result = Lock<Result<T, any Error>?>(nil)
+    private let done = Latch()
+
+    init(_ body: @escaping @Sendable () throws -> T) { self.body = Lock(body) }
+
+    /// On the plain thread.
+    func run() {
+        do {
+            let f = body.withLock { $0.take() }!
+            let r = Result { try f() }
+            result.withLock { $0 = r }
+        } // f and r, and what they hold, are released here: before the caller resumes
+        done.open()
+    }
+
+    /// On the caller's thread: the result, taken out of the handoff.
+    func wait() throws -> T {
+        done.wait()
+        return try result.withLock { $0.take() }!.get()
+    }
+}
+
 /// Every runtime shape the shared suite runs against.
 struct Shape: Sendable, CustomStringConvertible {
     let flavor: Runtime.Flavor

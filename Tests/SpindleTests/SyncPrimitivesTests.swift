@@ -117,7 +117,7 @@ import Testing
             for h in hs { try h.join() }
             return acquisitions.all == arrivals.all
         }
-        #expect(try order.join())
+        #expect(try onPlainThread { try order.join() })
     }
 
     @Test(arguments: Shape.all)
@@ -208,14 +208,15 @@ import Testing
             return try await t.value
         }
         #expect(v == "hello")
-        #expect(try f.join() == "hello")
-        #expect(try o.receive() == "hello")                 // later receivers too
+        // The blocking forms from plain threads (inside this test's task they refuse).
+        #expect(try onPlainThread { try f.join() } == "hello")
+        #expect(try onPlainThread { try o.receive() } == "hello")   // later receivers too
         #expect(throws: OneshotError.alreadyCompleted) { try o.send("again") }
         let empty = Oneshot<Int>()
         let g = rt.spawnFiber { () throws -> Int in try empty.receive() }
-        try Fiber.sleep(for: .milliseconds(5))
+        try onPlainThread { try Fiber.sleep(for: .milliseconds(5)) }
         empty.close()
-        #expect(throws: OneshotError.closed) { try g.join() }
+        #expect(throws: OneshotError.closed) { try onPlainThread { try g.join() } }
     }
 
     @Test func watchSeesTheLatestValue() throws {
@@ -229,15 +230,18 @@ import Testing
                 do { got.append(try rx.changed()) } catch is WatchClosedError { return got }
             }
         }
-        for i in 1...3 {
+        // The sender sleeps and joins with the blocking forms: on a plain thread.
+        let got = try onPlainThread { () throws -> [Int] in
+            for i in 1...3 {
+                try Fiber.sleep(for: .milliseconds(5))
+                w.send(i)
+            }
             try Fiber.sleep(for: .milliseconds(5))
-            w.send(i)
+            w.send(10); w.send(11)          // two quick sends: a receiver may see only the last
+            try Fiber.sleep(for: .milliseconds(5))
+            w.close()
+            return try seen.join()
         }
-        try Fiber.sleep(for: .milliseconds(5))
-        w.send(10); w.send(11)          // two quick sends: a receiver may see only the last
-        try Fiber.sleep(for: .milliseconds(5))
-        w.close()
-        let got = try seen.join()
         #expect(Array(got.prefix(3)) == [1, 2, 3])
         #expect(got.last == 11)
         #expect(w.value == 11)
@@ -248,7 +252,8 @@ import Testing
         defer { rt.shutdown() }
         let counter = DeinitCounter()
         let sem = Semaphore(permits: 0), m = AsyncMutex(), n = Notify(), wg = WaitGroup(count: 1)
-        try m.lock()
+        // The blocking forms from plain threads (inside this test's task they refuse).
+        try onPlainThread { try m.lock() }
         let bodies: [@Sendable () throws -> Void] = [
             { try sem.acquire() }, { try m.lock() }, { try n.notified() }, { try wg.wait() },
         ]
@@ -259,9 +264,9 @@ import Testing
                 withExtendedLifetime(t) {}
             }
         }
-        try Fiber.sleep(for: .milliseconds(20))
+        try onPlainThread { try Fiber.sleep(for: .milliseconds(20)) }
         for h in hs { h.cancel() }
-        for h in hs { #expect(throws: CancellationError.self) { try h.join() } }
+        for h in hs { #expect(throws: CancellationError.self) { try onPlainThread { try h.join() } } }
         #expect(counter.value == 4)
         // Nothing stale is left queued: the primitives still work.
         sem.release(); #expect(sem.tryAcquire())
@@ -298,12 +303,15 @@ final class PeakCounter: Sendable {
             while let v = try await rx.receive() { got.append(v) }
             return got
         }
-        for i in 0..<50 {
-            try b.send(i)
-            if i % 10 == 0 { try Fiber.sleep(for: .milliseconds(1)) }
+        // The sender sleeps and joins with the blocking forms: on a plain thread.
+        try onPlainThread {
+            for i in 0..<50 {
+                try b.send(i)
+                if i % 10 == 0 { try Fiber.sleep(for: .milliseconds(1)) }
+            }
         }
         b.close()
-        #expect(try fiberReader.join() == Array(0..<50))
+        #expect(try onPlainThread { try fiberReader.join() } == Array(0..<50))
         let fromTask = try rt.run { try await taskReader.value }
         #expect(fromTask == Array(0..<50))
         #expect(throws: ChannelClosedError<Int>.self) { try b.send(99) }
@@ -311,12 +319,19 @@ final class PeakCounter: Sendable {
 
     @Test func aLaggingReceiverIsToldHowManyItMissed() throws {
         let b = Broadcast<Int>(capacity: 4)
-        var rx = b.subscribe()
+        let subscribed = b.subscribe()
         for i in 0..<10 { try b.send(i) }            // only 6...9 are kept
-        #expect(throws: BroadcastLagged(missed: 6)) { _ = try rx.receive() }
-        var rest: [Int] = []
-        b.close()
-        while let v = try rx.receive() { rest.append(v) }
+        // The blocking receives, on a plain thread (inside this test's task they refuse);
+        // one receiver throughout, so its cursor moves on as before.
+        let (first, rest) = try onPlainThread { () throws -> (Result<Int?, any Error>, [Int]) in
+            var rx = subscribed
+            let first = Result { try rx.receive() }
+            var rest: [Int] = []
+            b.close()
+            while let v = try rx.receive() { rest.append(v) }
+            return (first, rest)
+        }
+        #expect(throws: BroadcastLagged(missed: 6)) { _ = try first.get() }
         #expect(rest == [6, 7, 8, 9])
     }
 }
