@@ -31,6 +31,8 @@ private let huge = 1 << 40
 /// Far below the 1 TiB asked for, far above what a 64 KiB first buffer costs.
 private let rssLimit = 100 << 20
 
+// The blocking calls run on plain threads (onPlainThread): inside a task, which is where
+// Swift Testing runs a synchronous test, the blocking forms refuse (BlockingPolicy).
 @Suite(.serialized) struct InputHardeningTests {
     /// Before: `read(exactly: -1)` trapped (an array of count -1: the test process died);
     /// `read(upTo: -1)` and `receive(maxBytes: -1)` quietly read one byte.
@@ -38,9 +40,9 @@ private let rssLimit = 100 << 20
         let rt = try makeRuntime()
         defer { rt.shutdown() }
         let (x, y) = try UnixStream.pair(on: rt)
-        try x.write(tenBytes)
+        try onPlainThread { try x.write(tenBytes) }
         let udp = try UDPSocket.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
-        try udp.send(tenBytes, to: udp.localAddress!)
+        try onPlainThread { _ = try udp.send(tenBytes, to: udp.localAddress!) }
         // Tasks.
         let fromTask = try rt.run { () async -> [Bool] in
             [
@@ -51,17 +53,17 @@ private let rssLimit = 100 << 20
         }
         #expect(fromTask == [true, true, true])
         // Fibers.
-        let fromFiber = try rt.spawnFiber { () -> [Bool] in
+        let fromFiber = try onPlainThread { try rt.spawnFiber { () -> [Bool] in
             [
                 isInvalidArgument(error { _ = try y.read(exactly: -5) }, naming: "-5"),
                 isInvalidArgument(error { _ = try y.read(upTo: -5) }, naming: "-5"),
                 isInvalidArgument(error { _ = try udp.receive(maxBytes: -5) }, naming: "-5"),
             ]
-        }.join()
+        }.join() }
         #expect(fromFiber == [true, true, true])
         // Nothing was consumed by the refused calls.
-        #expect(try y.read(exactly: 10) == tenBytes)
-        #expect(try udp.receive().bytes == tenBytes)
+        #expect(try onPlainThread { try y.read(exactly: 10) } == tenBytes)
+        #expect(try onPlainThread { try udp.receive().bytes } == tenBytes)
         let e = SocketError.invalidArgument("read(exactly:) needs a byte count of 0 or more, got -1")
         #expect(e.description.contains("invalid argument"))
     }
@@ -73,12 +75,12 @@ private let rssLimit = 100 << 20
         let rt = try makeRuntime()
         defer { rt.shutdown() }
         let (x, y) = try UnixStream.pair(on: rt)
-        try x.write(tenBytes)
+        try onPlainThread { try x.write(tenBytes) }
         x.close()
         let before = ProcessStats.residentBytes()
         let e: (any Error)?
         if fiber {
-            e = try rt.spawnFiber { () -> (any Error)? in error { _ = try y.read(exactly: huge) } }.join()
+            e = try onPlainThread { try rt.spawnFiber { () -> (any Error)? in error { _ = try y.read(exactly: huge) } }.join() }
         } else {
             e = try rt.run { await error { _ = try await y.read(exactly: huge) } }
         }
@@ -92,11 +94,11 @@ private let rssLimit = 100 << 20
         let rt = try makeRuntime()
         defer { rt.shutdown() }
         let (x, y) = try UnixStream.pair(on: rt)
-        try x.write(tenBytes)
+        try onPlainThread { try x.write(tenBytes) }
         let before = ProcessStats.residentBytes()
         let got: [UInt8]
         if fiber {
-            got = try rt.spawnFiber { () throws -> [UInt8] in try y.read(upTo: huge) }.join()
+            got = try onPlainThread { try rt.spawnFiber { () throws -> [UInt8] in try y.read(upTo: huge) }.join() }
         } else {
             got = try rt.run { try await y.read(upTo: huge) }
         }
@@ -112,11 +114,11 @@ private let rssLimit = 100 << 20
         defer { rt.shutdown() }
         let (x, y) = try UnixStream.pair(on: rt)
         let payload = (0..<(100 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
-        try x.write(payload)
+        try onPlainThread { try x.write(payload) }
         x.close()
         let reads: [[UInt8]]
         if fiber {
-            reads = try rt.spawnFiber { () throws -> [[UInt8]] in [try y.read(upTo: 1 << 20), try y.read(upTo: 1 << 20)] }.join()
+            reads = try onPlainThread { try rt.spawnFiber { () throws -> [[UInt8]] in [try y.read(upTo: 1 << 20), try y.read(upTo: 1 << 20)] }.join() }
         } else {
             reads = try rt.run { [try await y.read(upTo: 1 << 20), try await y.read(upTo: 1 << 20)] }
         }
@@ -124,9 +126,9 @@ private let rssLimit = 100 << 20
         #expect(reads.last == [])
         // And never more than asked for.
         let (a, b) = try UnixStream.pair(on: rt)
-        try a.write(payload)
-        #expect(try b.read(upTo: 70_000).count == 70_000)
-        #expect(try b.read(upTo: 1 << 20).count == payload.count - 70_000)
+        try onPlainThread { try a.write(payload) }
+        #expect(try onPlainThread { try b.read(upTo: 70_000).count } == 70_000)
+        #expect(try onPlainThread { try b.read(upTo: 1 << 20).count } == payload.count - 70_000)
     }
 
     /// An exact read larger than the first buffer, fed in pieces by a writer, arrives
@@ -148,11 +150,11 @@ private let rssLimit = 100 << 20
         }
         let got: [UInt8]
         if fiber {
-            got = try rt.spawnFiber { () throws -> [UInt8] in try y.read(exactly: size) }.join()
+            got = try onPlainThread { try rt.spawnFiber { () throws -> [UInt8] in try y.read(exactly: size) }.join() }
         } else {
             got = try rt.run { try await y.read(exactly: size) }
         }
-        try writer.join()
+        try onPlainThread { try writer.join() }
         #expect(got.count == size)
         #expect(got == payload)
     }
@@ -166,12 +168,14 @@ private let rssLimit = 100 << 20
         let a = try UDPSocket.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
         let b = try UDPSocket.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
         let big = [UInt8](repeating: 9, count: 65_507) // IPv4's largest UDP payload
-        try a.send(tenBytes, to: b.localAddress!)
-        try a.send(big, to: b.localAddress!)
+        try onPlainThread {
+            _ = try a.send(tenBytes, to: b.localAddress!)
+            _ = try a.send(big, to: b.localAddress!)
+        }
         let before = ProcessStats.residentBytes()
         let got: [Datagram]
         if fiber {
-            got = try rt.spawnFiber { () throws -> [Datagram] in [try b.receive(maxBytes: huge), try b.receive(maxBytes: huge)] }.join()
+            got = try onPlainThread { try rt.spawnFiber { () throws -> [Datagram] in [try b.receive(maxBytes: huge), try b.receive(maxBytes: huge)] }.join() }
         } else {
             got = try rt.run { [try await b.receive(maxBytes: huge), try await b.receive(maxBytes: huge)] }
         }

@@ -107,6 +107,7 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     // MARK: the same, blocking (fibers and plain threads)
 
     /// Fiber/thread form of ``read(into:)-(UnsafeMutableRawBufferPointer)``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if buffer.isEmpty { return 0 }
         let want = buffer.count
@@ -114,6 +115,7 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``read(into:)-([UInt8])``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func read(into buffer: inout [UInt8]) throws -> Int {
         if buffer.isEmpty { return 0 }
         let want = buffer.count
@@ -123,6 +125,7 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``read(upTo:)``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func read(upTo maxBytes: Int = 65536) throws -> [UInt8] {
         var reader = try UpToRead(maxBytes)
         _ = try io.performBlocking("read(upTo:)", .read, drained: { $0.drained }) { fd throws(SysError) in try reader.attempt(fd) }
@@ -130,6 +133,7 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``read(exactly:)``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func read(exactly count: Int) throws -> [UInt8] {
         var reader = try ExactRead(count)
         while !reader.isComplete {
@@ -140,6 +144,7 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``write(_:)-(UnsafeRawBufferPointer)``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func write(_ buffer: UnsafeRawBufferPointer) throws {
         var sent = 0
         while sent < buffer.count {
@@ -149,16 +154,19 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``write(_:)-([UInt8])``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func write(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { b in try write(b) }
     }
 
     /// Fiber/thread form of ``write(_:)-(ArraySlice<UInt8>)``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func write(_ bytes: ArraySlice<UInt8>) throws {
         try bytes.withUnsafeBytes { b in try write(b) }
     }
 
     /// Fiber/thread form of ``write(_:)-(String)``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func write(_ text: String) throws { try write(Array(text.utf8)) }
 
     // MARK: closing and addresses

@@ -47,6 +47,7 @@ public final class TCPListener: Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``accept()-(Void)``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func accept() throws -> TCPStream {
         let (fd, _) = try core.acceptBlocking()
         return try TCPStream(adopting: fd, runtime: core.io.runtime)
@@ -101,6 +102,7 @@ public final class TCPStream: StreamSocket, @unchecked Sendable {
     }
 
     /// Fiber/thread form of ``connect(to:timeout:on:)-(SocketAddress,_,_)``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public static func connect(to address: SocketAddress, timeout: Duration? = nil, on runtime: Runtime? = nil) throws -> TCPStream {
         if address.unixPath != nil { throw SocketError.invalidAddress(address.description, reason: "a TCP stream needs an IP address (use UnixStream)") }
         try checkMayBlock("TCPStream.connect(to:)")
@@ -118,6 +120,7 @@ public final class TCPStream: StreamSocket, @unchecked Sendable {
     }
 
     /// Fiber/thread form of ``connect(host:port:timeout:on:)-(String,_,_,_)``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public static func connect(host: String, port: Int, timeout: Duration? = nil, on runtime: Runtime? = nil) throws -> TCPStream {
         var last: any Error = SocketError.hostNotFound(host, reason: "no addresses")
         for a in try SocketAddress.resolve(host: host, port: port) {

@@ -76,18 +76,21 @@ public final class UDPSocket: Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``send(_:to:)-([UInt8],_)``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     @discardableResult
     public func send(_ bytes: [UInt8], to address: SocketAddress) throws -> Int {
         try io.performBlocking("UDPSocket.send(_:to:)", .write, address: address) { fd throws(SysError) in try UDPSocket.sendTo(fd, bytes, address) }
     }
 
     /// Fiber/thread form of ``send(_:)-([UInt8])``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     @discardableResult
     public func send(_ bytes: [UInt8]) throws -> Int {
         try io.performBlocking("UDPSocket.send(_:)", .write) { fd throws(SysError) in try UDPSocket.sendTo(fd, bytes, nil) }
     }
 
     /// Fiber/thread form of ``receive(maxBytes:)-(Int)``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func receive(maxBytes: Int = 65536) throws -> Datagram {
         var buf = try UDPSocket.receiveBuffer(maxBytes)
         let (n, from) = try io.performBlocking("UDPSocket.receive(maxBytes:)", .read) { fd throws(SysError) in

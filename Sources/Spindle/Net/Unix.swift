@@ -58,6 +58,7 @@ public final class UnixListener: Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``accept()-(Void)``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func accept() throws -> UnixStream {
         let (fd, _) = try core.acceptBlocking()
         return UnixStream(io: try IOHandle(fd: fd, runtime: core.io.runtime))
@@ -93,6 +94,7 @@ public final class UnixStream: StreamSocket, @unchecked Sendable {
     }
 
     /// Fiber/thread form of ``connect(path:on:)-(String,_)``.
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public static func connect(path: String, on runtime: Runtime? = nil) throws -> UnixStream {
         let address = try SocketAddress(unixPath: path)
         try checkMayBlock("UnixStream.connect(path:)")
