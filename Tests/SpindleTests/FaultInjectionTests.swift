@@ -265,6 +265,27 @@ private let breakingFaults: [FaultInjection.Rule] = transientFaults + [
         listener.close()
     }
 
+    /// A fiber whose stack cannot be mapped (ENOMEM) ends with a typed error; the runtime
+    /// and fibers with stacks at hand go on.
+    @Test func aStackThatCannotBeMappedFailsOnlyThatSpawn() async throws {
+        let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 2, name: "fi"))
+        defer { rt.shutdown() }
+        #expect(try await rt.spawnFiber { 1 }.value == 1) // a default stack exists now
+        FaultInjection.enable(seed: seed, rules: [.init("mmap", errno: ENOMEM, rate: 1)])
+        // Above 1 MiB a stack gets its own mapping (FiberStack.swift): that mmap fails.
+        let big = rt.spawnFiber(stackSize: 4 << 20) { 2 }
+        var error: (any Error)?
+        do { _ = try await big.value } catch let e { error = e }
+        let injected = FaultInjection.disable()
+        if case FiberError.stackUnavailable(let e)? = error {
+            #expect(e.errno == ENOMEM)
+        } else {
+            Issue.record("expected stackUnavailable, got \(String(describing: error)) (seed \(seed))")
+        }
+        #expect(injected["mmap", default: 0] >= 1)
+        #expect(try await rt.spawnFiber { 3 }.value == 3)
+    }
+
     /// Timers keep their deadlines while the threads that sleep for them are woken early
     /// (EINTR from futex and epoll_wait).
     @Test func timersKeepTheirDeadlinesUnderSpuriousWakeUps() async throws {

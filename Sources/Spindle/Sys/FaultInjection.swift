@@ -2,7 +2,8 @@
 // chosen rate or on chosen calls, deterministically from a seed. Debug and test builds only
 // (`#if DEBUG`): a release build has no trace of it, not even the flag check.
 //
-// The hooks sit in the one syscall layer (Sys.call, Sys.epollWait, Sys.futexWait), so an
+// The hooks sit in the one syscall layer (Sys.call, Sys.epollWait, Sys.futexWait,
+// Sys.mapStack: "mmap", ENOMEM), so an
 // injected failure takes exactly the path a real one would: EINTR is retried, EAGAIN becomes
 // `.wouldBlock`, anything else a `SysError` that the layers above turn into typed errors.
 // The call is not made: the kernel's state is as if the call had failed before doing

@@ -94,6 +94,9 @@ enum Sys {
     /// A private anonymous read-write mapping, committed lazily (MAP_NORESERVE), marked as
     /// a stack.
     static func mapStack(size: Int) throws(SysError) -> UnsafeMutableRawPointer {
+        #if DEBUG
+        if let e = FaultInjection.fault("mmap") { throw SysError(errno: e, call: "mmap") }
+        #endif
         let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK
         guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, flags, -1, 0), p != MAP_FAILED else {
             throw SysError(errno: errno, call: "mmap")
