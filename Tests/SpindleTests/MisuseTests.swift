@@ -18,7 +18,35 @@ private func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) t
     return try result.take()
 }
 
+/// A blocking sleep reached through synchronous code.
+private func sleepThroughSyncCode(_ d: Duration) throws { try Fiber.sleep(for: d) }
+
 @Suite struct MisuseTests {
+    /// `try await mutex.withLock { 5 }` in a task: the closure is synchronous, and the
+    /// blocking overload used to be chosen (it threw blockingOnWorker under contention).
+    /// With the blocking forms `noasync`, the async one is chosen and waits its turn.
+    @Test func withLockInATaskIsTheAsyncOneAndWaitsUnderContention() throws {
+        let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 2, name: "m"))
+        defer { rt.shutdown() }
+        let m = AsyncMutex()
+        let v = try rt.run { () async throws -> Int in
+            try await m.lock()
+            let contender = Task(executorPreference: rt) { try await m.withLock { 5 } }
+            await Task.yield()
+            m.unlock()
+            return try await contender.value
+        }
+        #expect(v == 5)
+    }
+
+    /// Inside a task on Swift's own executor (this test's), a blocking form reached through
+    /// synchronous code refuses instead of blocking a cooperative-pool thread (it used to
+    /// sleep the thread: only Spindle's workers were checked).
+    @Test func blockingFormsRefuseInsideATaskOnSwiftsOwnExecutor() async {
+        #expect(Runtime.current == nil)
+        #expect(throws: FiberError.blockingOnWorker("Fiber.sleep")) { try sleepThroughSyncCode(.milliseconds(200)) }
+    }
+
     static let fatalScenarios: [(scenario: String, message: String)] = [
         ("misuse-mutex-unlock", "Spindle fatal: AsyncMutex.unlock() was called on a mutex that is not locked: call unlock() once per successful lock() or tryLock(), or use withLock"),
         ("misuse-waitgroup-done", "Spindle fatal: WaitGroup.done() was called more times than add() counted"),

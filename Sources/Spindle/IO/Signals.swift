@@ -174,6 +174,7 @@ public final class SignalStream: AsyncSequence, Sendable {
     }
 
     /// Fiber/thread form of ``next()-(Void)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func next() throws -> UnixSignal? {
         try checkMayBlock("SignalStream.next()")

@@ -237,6 +237,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// In a fiber: resolves on the blocking pool and parks the fiber meanwhile; on a plain
     /// thread: resolves on the thread. See the `async` overload.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public static func resolve(host: String, port: Int) throws -> [SocketAddress] {
         if let numeric = try? SocketAddress(host: host, port: port) { return [numeric] }

@@ -107,6 +107,7 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     // MARK: the same, blocking (fibers and plain threads)
 
     /// Fiber/thread form of ``read(into:)-(UnsafeMutableRawBufferPointer)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if buffer.isEmpty { return 0 }
@@ -115,6 +116,7 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``read(into:)-([UInt8])``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func read(into buffer: inout [UInt8]) throws -> Int {
         if buffer.isEmpty { return 0 }
@@ -125,6 +127,7 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``read(upTo:)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func read(upTo maxBytes: Int = 65536) throws -> [UInt8] {
         var reader = try UpToRead(maxBytes)
@@ -133,6 +136,7 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``read(exactly:)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func read(exactly count: Int) throws -> [UInt8] {
         var reader = try ExactRead(count)
@@ -144,6 +148,7 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``write(_:)-(UnsafeRawBufferPointer)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func write(_ buffer: UnsafeRawBufferPointer) throws {
         var sent = 0
@@ -154,18 +159,21 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``write(_:)-([UInt8])``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func write(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { b in try write(b) }
     }
 
     /// Fiber/thread form of ``write(_:)-(ArraySlice<UInt8>)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func write(_ bytes: ArraySlice<UInt8>) throws {
         try bytes.withUnsafeBytes { b in try write(b) }
     }
 
     /// Fiber/thread form of ``write(_:)-(String)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func write(_ text: String) throws { try write(Array(text.utf8)) }
 

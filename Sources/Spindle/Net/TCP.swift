@@ -47,6 +47,7 @@ public final class TCPListener: Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``accept()-(Void)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func accept() throws -> TCPStream {
         let (fd, _) = try core.acceptBlocking()
@@ -102,6 +103,7 @@ public final class TCPStream: StreamSocket, @unchecked Sendable {
     }
 
     /// Fiber/thread form of ``connect(to:timeout:on:)-(SocketAddress,_,_)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public static func connect(to address: SocketAddress, timeout: Duration? = nil, on runtime: Runtime? = nil) throws -> TCPStream {
         if address.unixPath != nil { throw SocketError.invalidAddress(address.description, reason: "a TCP stream needs an IP address (use UnixStream)") }
@@ -120,6 +122,7 @@ public final class TCPStream: StreamSocket, @unchecked Sendable {
     }
 
     /// Fiber/thread form of ``connect(host:port:timeout:on:)-(String,_,_,_)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public static func connect(host: String, port: Int, timeout: Duration? = nil, on runtime: Runtime? = nil) throws -> TCPStream {
         var last: any Error = SocketError.hostNotFound(host, reason: "no addresses")

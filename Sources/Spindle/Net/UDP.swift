@@ -76,6 +76,7 @@ public final class UDPSocket: Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``send(_:to:)-([UInt8],_)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     @discardableResult
     public func send(_ bytes: [UInt8], to address: SocketAddress) throws -> Int {
@@ -83,6 +84,7 @@ public final class UDPSocket: Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``send(_:)-([UInt8])``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     @discardableResult
     public func send(_ bytes: [UInt8]) throws -> Int {
@@ -90,6 +92,7 @@ public final class UDPSocket: Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``receive(maxBytes:)-(Int)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func receive(maxBytes: Int = 65536) throws -> Datagram {
         var buf = try UDPSocket.receiveBuffer(maxBytes)

@@ -58,6 +58,7 @@ public final class UnixListener: Sendable, CustomStringConvertible {
     }
 
     /// Fiber/thread form of ``accept()-(Void)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func accept() throws -> UnixStream {
         let (fd, _) = try core.acceptBlocking()
@@ -94,6 +95,7 @@ public final class UnixStream: StreamSocket, @unchecked Sendable {
     }
 
     /// Fiber/thread form of ``connect(path:on:)-(String,_)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public static func connect(path: String, on runtime: Runtime? = nil) throws -> UnixStream {
         let address = try SocketAddress(unixPath: path)

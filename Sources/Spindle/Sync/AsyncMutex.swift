@@ -46,6 +46,7 @@ public final class AsyncMutex: Sendable {
 
     /// Waits for the lock, parking the fiber or blocking the thread.
     /// - Throws: `CancellationError`; ``FiberError/blockingOnWorker(_:)`` from a task.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func lock() throws {
         if tryLock() { return }
@@ -76,6 +77,7 @@ public final class AsyncMutex: Sendable {
     }
 
     /// Runs `body` holding the lock (a fiber or a thread).
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func withLock<R>(_ body: () throws -> R) throws -> R {
         try lock()

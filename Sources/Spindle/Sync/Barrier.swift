@@ -29,6 +29,7 @@ public final class Barrier: Sendable {
     }
 
     /// Waits for the round to fill, parking the fiber or blocking the thread.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func wait() throws -> Bool {
         let w: Waiter<Bool> = try Blocking.blockingWaiter("Barrier.wait")

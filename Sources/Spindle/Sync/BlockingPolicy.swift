@@ -6,8 +6,10 @@
 //     refuses with `FiberError.blockingOnWorker`: blocking there stalls every task queued
 //     behind it, and can deadlock when the awaited work needs that thread. Use the `async`
 //     form (`await`).
-// At compile time the blocking forms are `@available(*, noasync)`, so async code that
-// calls one directly does not compile and the `async` overload is chosen instead; this
+// At compile time the blocking forms are `@available(*, noasync)` and
+// `@_disfavoredOverload`: in async code the `async` twin is chosen (even for a synchronous
+// closure: `try await mutex.withLock { 5 }`, which used to pick the blocking overload and
+// throw under contention), and naming the blocking one directly does not compile. This
 // check catches the calls that reach them through synchronous code.
 
 /// Throws if blocking here would block a thread that runs Swift tasks.

@@ -94,6 +94,7 @@ public final class Broadcast<Value: Sendable>: Sendable {
         }
 
         /// The next value, parking the fiber or blocking the thread.
+        @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
         @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
         public mutating func receive() throws -> Value? {
             let cursor = self.cursor

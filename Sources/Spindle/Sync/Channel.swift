@@ -263,6 +263,7 @@ public final class Channel<Element: Sendable>: Sendable {
     /// channel is full.
     /// - Throws: `ChannelClosedError`; `CancellationError` if the fiber is cancelled while
     ///   waiting; ``FiberError/blockingOnWorker(_:)`` from a task (use `await`).
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     @inlinable
     public func send(_ value: Element) throws {
@@ -291,6 +292,7 @@ public final class Channel<Element: Sendable>: Sendable {
     /// while the channel is empty; nil once it is closed and drained.
     /// - Throws: `CancellationError` if the fiber is cancelled while waiting;
     ///   ``FiberError/blockingOnWorker(_:)`` from a task (use `await`).
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     @inlinable
     public func receive() throws -> Element? {

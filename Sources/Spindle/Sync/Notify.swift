@@ -42,6 +42,7 @@ public final class Notify: Sendable {
 
     /// Waits for a notification, parking the fiber or blocking the thread.
     /// - Throws: `CancellationError`; ``FiberError/blockingOnWorker(_:)`` from a task.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func notified() throws {
         let hadPermit = state.withLock { s -> Bool in

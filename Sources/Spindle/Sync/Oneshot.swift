@@ -64,6 +64,7 @@ public final class Oneshot<Value: Sendable>: Sendable {
     }
 
     /// Waits for the value, parking the fiber or blocking the thread.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     @inlinable
     public func receive() throws -> Value {

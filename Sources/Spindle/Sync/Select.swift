@@ -323,6 +323,7 @@ public struct Select<Result: Sendable>: Sendable {
     /// Runs the select from a fiber (parks it) or a plain thread (blocks it).
     /// - Throws: `CancellationError` (fiber cancelled), `ChannelClosedError`,
     ///   ``FiberError/blockingOnWorker(_:)`` from a task.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func run() throws -> Result {
         try checkMayBlock("Select.run")

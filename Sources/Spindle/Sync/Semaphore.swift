@@ -49,6 +49,7 @@ public final class Semaphore: Sendable {
 
     /// Waits for a permit, parking the fiber or blocking the thread.
     /// - Throws: `CancellationError`; ``FiberError/blockingOnWorker(_:)`` from a task.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func acquire() throws {
         if tryAcquire() { return }

@@ -45,6 +45,7 @@ public final class WaitGroup: Sendable {
     }
 
     /// Waits until the count is zero, parking the fiber or blocking the thread.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func wait() throws {
         if count == 0 { return }

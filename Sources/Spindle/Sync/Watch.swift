@@ -76,6 +76,7 @@ public final class Watch<Value: Sendable>: Sendable {
         }
 
         /// The same, parking the fiber or blocking the thread.
+        @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
         @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
         @inlinable
         public mutating func changed() throws -> Value {

@@ -42,6 +42,7 @@ public func sleep(until deadline: ContinuousClock.Instant) async throws {
 /// - Throws: `CancellationError` when the fiber is cancelled (at once, not at the
 ///   deadline); ``FiberError/blockingOnWorker(_:)`` from a task on a Spindle worker
 ///   (use the `async` overload there).
+@_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
 @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
 public func sleep(for duration: Duration) throws {
     try checkMayBlock("sleep(for:)")
@@ -49,6 +50,7 @@ public func sleep(for duration: Duration) throws {
 }
 
 /// In a fiber: parks it until `deadline`; on a plain thread: blocks (see ``sleep(for:)-(Duration)``).
+@_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
 @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
 public func sleep(until deadline: ContinuousClock.Instant) throws {
     try checkMayBlock("sleep(until:)")
@@ -133,6 +135,7 @@ public struct Interval: AsyncSequence, Sendable {
         /// Parks the fiber (blocks a thread) until the next tick, and returns its instant.
         /// - Throws: `CancellationError` when the fiber is cancelled;
         ///   ``FiberError/blockingOnWorker(_:)`` from a task (use the async sequence).
+        @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
         @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
         public mutating func next() throws -> ContinuousClock.Instant {
             try checkMayBlock("Interval.Ticker.next()")
