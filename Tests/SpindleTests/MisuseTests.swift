@@ -8,15 +8,6 @@ import Testing
 import Glibc
 #endif
 
-/// Runs `body` on a new plain thread (no Swift task) and waits for it.
-private func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
-    let result = Completion<T>()
-    try OSThread.spawn(name: "misuse") {
-        do { result.finish(.success(try body())) } catch { result.finish(.failure(error)) }
-    }
-    result.done.wait()
-    return try result.take()
-}
 
 /// A blocking sleep reached through synchronous code.
 private func sleepThroughSyncCode(_ d: Duration) throws { try Fiber.sleep(for: d) }
@@ -77,11 +68,11 @@ private func sleepThroughSyncCode(_ d: Duration) throws { try Fiber.sleep(for: d
             for v in ch { s += v }
             return s
         }
-        try onThread {
+        try onPlainThread {
             for v in 1...5 { try ch.send(v) }
             ch.close()
         }
-        #expect(try onThread { try sum.join() } == 15)
+        #expect(try onPlainThread { try sum.join() } == 15)
     }
 
     /// Installing after Swift concurrency started: Swift 6.3.1 still takes the factory,
@@ -104,8 +95,8 @@ private func sleepThroughSyncCode(_ d: Duration) throws { try Fiber.sleep(for: d
             do { _ = try me.join(); return nil } catch let e as FiberError { return e } catch { return nil }
         }
         box.handle = f
-        try onThread { try ready.send(1) }
-        #expect(try onThread { try f.join() } == .joiningItself)
+        try onPlainThread { try ready.send(1) }
+        #expect(try onPlainThread { try f.join() } == .joiningItself)
         #expect(FiberError.joiningItself.description.contains("join it from another fiber"))
     }
 
@@ -134,7 +125,7 @@ private func sleepThroughSyncCode(_ d: Duration) throws { try Fiber.sleep(for: d
             } catch { owner.finish(.failure(error)) }
         }
         while !started.isSet { sched_yield() }
-        let refusal = try onThread { () -> RuntimeError? in
+        let refusal = try onPlainThread { () -> RuntimeError? in
             do { _ = try rt.run { 1 }; return nil } catch let e as RuntimeError { return e }
         }
         refusedChecked.set()
@@ -143,7 +134,7 @@ private func sleepThroughSyncCode(_ d: Duration) throws { try Fiber.sleep(for: d
         owner.done.wait()
         #expect(try owner.take() == 7)
         // Once its fibers are gone, any thread may drive the runtime.
-        #expect(try onThread { try rt.run { 2 } } == 2)
+        #expect(try onPlainThread { try rt.run { 2 } } == 2)
     }
 }
 

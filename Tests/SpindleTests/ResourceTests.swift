@@ -8,15 +8,6 @@ import Testing
 import Glibc
 #endif
 
-/// Runs `body` on a new plain thread (no Swift task) and waits for it.
-private func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
-    let result = Completion<T>()
-    try OSThread.spawn(name: "resource") {
-        do { result.finish(.success(try body())) } catch { result.finish(.failure(error)) }
-    }
-    result.done.wait()
-    return try result.take()
-}
 
 /// Waits until `condition` holds, for at most 30 s; false if it never did.
 private func eventually(_ condition: () -> Bool) -> Bool {
@@ -97,15 +88,15 @@ private func eventually(_ condition: () -> Bool) -> Bool {
             joinerCore = joiner.core
             #expect(eventually { target.core.joiners.load(ordering: .acquiring) != 0 })
             joiner.cancel()
-            let outcome = try onThread { () -> Bool in
+            let outcome = try onPlainThread { () -> Bool in
                 do { _ = try joiner.join(); return false } catch is CancellationError { return true }
             }
             #expect(outcome)
         }
         #expect(eventually { joinerCore == nil }, "the cancelled joiner is still alive")
         #expect(!target.isFinished)
-        try onThread { try gate.send(1) }
-        #expect(try onThread { try target.join() } == 1)
+        try onPlainThread { try gate.send(1) }
+        #expect(try onPlainThread { try target.join() } == 1)
     }
 
     /// Idle rule 2: at most half the workers search at once, even when many try together.
