@@ -80,7 +80,9 @@ let allRows: [Row] = [
     Row(name: "tcp.idle.10k", unit: "bytes", systems: ["spindle"],
         summary: "RSS bytes per idle connection, 10,000 held in one process (clients in another)"),
     Row(name: "runtime.idle.cpu", unit: "%", systems: ["spindle"],
-        summary: "CPU used by an idle runtime over 5 s (percent of one core)"),
+        summary: "CPU used over 5 s by a truly idle runtime (every worker parked, a listener registered, a timer an hour ahead), percent of one core"),
+    Row(name: "runtime.idle.wakeups", unit: "/s", systems: ["spindle"],
+        summary: "context switches per second of that idle runtime's threads (the measuring main thread excluded)"),
 ]
 
 struct Bench: ParsableCommand {

@@ -22,7 +22,6 @@ struct BenchChild: ParsableCommand {
             case "task.spawn": return await Measurements.spawn(s, iterations: n(1_000_000))
             case "task.fanout": return await Measurements.fanout(s, iterations: n(1_000_000))
             case "task.memory": return await Measurements.memory(s, count: n(100_000))
-            case "runtime.idle.cpu": return Measurements.idleCPU(seconds: 5)
             case "timer.late.1ms": return await IOMeasurements.sleepLateness(spindle: system != "swift-default")
             case "timer.sleeping.memory", "timer.cancelled.memory":
                 return await IOMeasurements.sleepMemory(count: n(1_000_000), spindle: system != "swift-default",
@@ -46,6 +45,11 @@ struct BenchChild: ParsableCommand {
             }
         }
         let cpus = ProcessStats.availableCPUs
+        if row == "runtime.idle.cpu" || row == "runtime.idle.wakeups" {
+            let r = try Measurements.idleRuntime(seconds: 5)
+            print(row == "runtime.idle.cpu" ? r.cpuPercent : r.wakeupsPerSecond)
+            return
+        }
         if let v = try ioRow(row: row, system: system, n: n) {
             print(v)
             return

@@ -160,13 +160,45 @@ enum Measurements {
         return Double(dt) / Double(iterations)
     }
 
-    /// Percent of one CPU used by an idle runtime over `seconds`.
-    static func idleCPU(seconds: Int) -> Double {
-        let c0 = ProcessStats.cpuNanos()
-        let t0 = Clock.nanos()
-        sleep(UInt32(seconds))
-        let c1 = ProcessStats.cpuNanos()
-        return 100 * Double(c1 - c0) / Double(Clock.nanos() - t0)
+    /// A truly idle runtime over `seconds`: Spindle installed globally, every worker
+    /// parked, a listener registered and a timer armed an hour ahead; the measuring thread
+    /// (the main thread, not a worker) sleeps. Returns (percent of one CPU used by the whole
+    /// process, context switches per second summed over its threads).
+    static func idleRuntime(seconds: Int) throws -> (cpuPercent: Double, wakeupsPerSecond: Double) {
+        try Runtime.main(configuration: .init(flavor: .multiThread)) { () async throws -> (Double, Double) in
+            let rt = Runtime.global!
+            let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"))
+            let sleeper = Task.detached { try? await Spindle.sleep(for: .seconds(3600)) }
+            // Wait (from the main thread) until every worker is parked.
+            let giveUp = Clock.nanos() + 10_000_000_000
+            while rt.statistics.parkedWorkers < rt.workerCount && Clock.nanos() < giveUp { usleep(1_000) }
+            usleep(100_000) // let the monitor reach its deep sleep (10 checks, ~63 ms)
+            let c0 = ProcessStats.cpuNanos(), s0 = contextSwitches(), t0 = Clock.nanos()
+            sleep(UInt32(seconds)) // the main thread, not a worker
+            let c1 = ProcessStats.cpuNanos(), s1 = contextSwitches(), t1 = Clock.nanos()
+            sleeper.cancel()
+            listener.close()
+            let elapsed = Double(t1 - t0)
+            return (100 * Double(c1 - c0) / elapsed, Double(s1 - s0) / (elapsed / 1e9))
+        }
+    }
+
+    /// Voluntary and involuntary context switches of every thread of this process, minus
+    /// the main thread's (it is the one measuring).
+    static func contextSwitches() -> Int {
+        var total = 0
+        let me = Int(getpid())
+        guard let dir = opendir("/proc/self/task") else { return 0 }
+        defer { closedir(dir) }
+        while let e = readdir(dir) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let tid = Int(name), tid != me,
+                  let text = try? String(contentsOfFile: "/proc/self/task/\(tid)/status", encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") where line.hasPrefix("voluntary_ctxt_switches") || line.hasPrefix("nonvoluntary_ctxt_switches") {
+                total += Int(line.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) ?? 0
+            }
+        }
+        return total
     }
 }
 
