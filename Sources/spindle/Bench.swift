@@ -23,7 +23,9 @@ struct Row {
 /// - `context`, `asm`: the fiber switch's layers alone (C loops, CSpindleBench).
 /// - `threads`, `threads-1cpu`: two OS threads, free to use any CPU or pinned to one.
 /// - `asyncstream`, `asyncchannel`: the standard library's AsyncStream and
-///   swift-async-algorithms' AsyncChannel, on Swift's default executor.
+///   swift-async-algorithms' AsyncChannel, on Swift's default executor;
+///   `asyncstream-spindle`, `asyncchannel-spindle`: the same code with Spindle installed as
+///   Swift's executor (like for like with Spindle's channel).
 let allRows: [Row] = [
     Row(name: "task.yield", unit: "ns", systems: ["spindle", "spindle-1worker", "spindle-preference", "swift-default"],
         summary: "ns per await Task.yield() of one task looping"),
@@ -47,7 +49,7 @@ let allRows: [Row] = [
         summary: "RSS bytes per suspended fiber, 1M alive"),
     Row(name: "thread.switch", unit: "ns", systems: ["threads", "threads-1cpu"],
         summary: "ns per one-way hand-off between two OS threads through futexes (any CPUs; one CPU)"),
-    Row(name: "channel.rtt.task", unit: "ns", systems: ["spindle", "asyncstream", "asyncchannel"],
+    Row(name: "channel.rtt.task", unit: "ns", systems: ["spindle", "asyncstream", "asyncchannel", "asyncstream-spindle", "asyncchannel-spindle"],
         summary: "ns per round trip between two tasks through two channels"),
     Row(name: "channel.rtt.fiber", unit: "ns", systems: ["spindle"],
         summary: "ns per round trip between two fibers through two channels (one worker)"),

@@ -29,8 +29,8 @@ struct BenchChild: ParsableCommand {
             case "timer.sleep": return await IOMeasurements.timerCost(count: n(100_000), spindle: system != "swift-default")
             case "channel.rtt.task":
                 switch system {
-                case "asyncstream": return await ChannelMeasurements.rttAsyncStream(iterations: n(200_000))
-                case "asyncchannel": return await ChannelMeasurements.rttAsyncChannel(iterations: n(200_000))
+                case "asyncstream", "asyncstream-spindle": return await ChannelMeasurements.rttAsyncStream(iterations: n(200_000))
+                case "asyncchannel", "asyncchannel-spindle": return await ChannelMeasurements.rttAsyncChannel(iterations: n(200_000))
                 default: return await ChannelMeasurements.rttSpindleTasks(iterations: n(200_000))
                 }
             case "channel.throughput.1p", "channel.throughput.4p":
@@ -67,8 +67,10 @@ struct BenchChild: ParsableCommand {
             return
         }
         switch system {
-        case "spindle", "spindle-1worker":
-            let workers = system == "spindle" ? cpus : 1
+        case "spindle", "spindle-1worker", "asyncstream-spindle", "asyncchannel-spindle":
+            // The -spindle peers: the same peer code with Spindle as Swift's executor, so the
+            // comparison with Spindle's channel is like for like.
+            let workers = system == "spindle-1worker" ? 1 : cpus
             let v = try Runtime.main(configuration: .init(flavor: .multiThread, workerCount: workers)) { () async -> Double in
                 // Measure off the main actor, on a worker.
                 await Task.detached { () async -> Double in
