@@ -11,6 +11,12 @@ import Glibc
 #endif
 
 enum IOMeasurements {
+    /// Waits until every worker of `rt` is parked (nothing left to run), at most 10 s.
+    static func waitUntilIdle(_ rt: Runtime) {
+        let giveUp = Clock.nanos() + 10_000_000_000
+        while rt.statistics.parkedWorkers < rt.workerCount && Clock.nanos() < giveUp { usleep(1_000) }
+    }
+
     /// ns per 1-byte round trip over loopback TCP, client and server both tasks.
     static func tcpRTTTasks(iterations: Int, workers: Int?) throws -> Double {
         let rt = try Runtime(flavor: .multiThread, workers: workers)
@@ -118,9 +124,16 @@ enum IOMeasurements {
             return Clock.nanos() - t0
         }
         _ = await batch(sleeping: true) // warm up
-        let plain = await batch(sleeping: false)
-        let sleeping = await batch(sleeping: true)
-        return Double(sleeping - plain - 1_000_000) / Double(count)
+        // One pair (a plain batch, a sleeping batch) is one sample of "what the 1 ms sleep
+        // added beyond its own 1 ms"; a single sample could come out negative on a noisy
+        // machine, so take the median of 7 interleaved pairs.
+        var samples: [Double] = []
+        for _ in 0..<7 {
+            let plain = await batch(sleeping: false)
+            let sleeping = await batch(sleeping: true)
+            samples.append(Double(sleeping - plain - 1_000_000) / Double(count))
+        }
+        return samples.sorted()[samples.count / 2]
     }
 
     /// RSS bytes per task while `count` tasks sleep for an hour, or (`afterCancel`) per task
@@ -170,7 +183,6 @@ enum IOMeasurements {
         let rt = try Runtime(flavor: .multiThread)
         defer { rt.shutdown() }
         let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), backlog: 4096, on: rt)
-        // Warm up allocator and runtime with a few connections first.
         var clients: [TCPStream] = []
         clients.reserveCapacity(count)
         let accepted = Counter()
@@ -185,10 +197,20 @@ enum IOMeasurements {
                 }
             }
         }
+        // The warm-up: 200 connections opened, served and closed, so the allocator's arenas
+        // and the runtime's tables exist before the baseline is read.
+        var warm: [TCPStream] = []
+        for _ in 0..<200 { warm.append(try TCPStream.connect(to: listener.localAddress, on: rt)) }
+        while accepted.value < 200 { usleep(1_000) }
+        for c in warm { c.close() }
+        warm.removeAll()
+        accepted.reset()
+        waitUntilIdle(rt)
         let before = ProcessStats.residentBytes()
         for _ in 0..<count { clients.append(try TCPStream.connect(to: listener.localAddress, on: rt)) }
         while accepted.value < count { usleep(1_000) }
-        usleep(100_000)
+        // Every reader is suspended in its read once the workers have nothing left to run.
+        waitUntilIdle(rt)
         let after = ProcessStats.residentBytes()
         acceptor.cancel()
         for c in clients { c.close() }
@@ -251,6 +273,7 @@ final class Counter: @unchecked Sendable {
     init() { pthread_mutex_init(&m, nil) }
     func add() { pthread_mutex_lock(&m); n += 1; pthread_mutex_unlock(&m) }
     var value: Int { pthread_mutex_lock(&m); defer { pthread_mutex_unlock(&m) }; return n }
+    func reset() { pthread_mutex_lock(&m); n = 0; pthread_mutex_unlock(&m) }
 }
 
 /// A plain pthread running one closure (for the `threads` comparison).

@@ -276,9 +276,9 @@ enum FiberMeasurements {
         // Warm-up round at a tenth of the size, so allocator arenas exist before measuring.
         for round in 0..<2 {
             let n = round == 0 ? count / 10 : count
-            let release = AtomicCounter()
+            let release = Channel<Int>(capacity: 0)
             let gate = rt.spawnFiber { () throws -> Int in
-                while release.value == 0 { try Fiber.sleep(for: .milliseconds(1)) }
+                _ = try release.receive()
                 return 0
             }
             let before = ProcessStats.residentBytes()
@@ -288,10 +288,11 @@ enum FiberMeasurements {
                     return try gate.join()
                 })
             }
-            while parked.value < n { usleep(1_000) }
-            usleep(20_000)
+            // Every fiber has started, and the one worker has parked: it has nothing left to
+            // run, so every fiber is suspended in its join (no sleep standing in for that).
+            while parked.value < n || rt.statistics.parkedWorkers < rt.workerCount { usleep(1_000) }
             let after = ProcessStats.residentBytes()
-            release.add(1)
+            release.close()
             for h in handles { _ = try h.join() }
             handles.removeAll(keepingCapacity: true)
             parked.reset()
