@@ -14,6 +14,8 @@ struct Row {
 /// Systems:
 /// - `spindle`: Spindle installed as Swift's global executors (`Runtime.main`), the way a
 ///   program opts in; plain `Task`s run on it.
+/// Every row's `spindle` is that global install (tcp.rtt.fiber: fibers on the global
+/// runtime); other shapes carry their own names.
 /// - `spindle-preference`: a `Runtime` reached through `Task(executorPreference:)`, with
 ///   Swift's default executor still installed. Swift reads the preference on every
 ///   enqueue, which costs extra (see README).
@@ -57,7 +59,7 @@ let allRows: [Row] = [
         summary: "messages per second from one producer task into one consumer task"),
     Row(name: "channel.throughput.4p", unit: "msg/s", systems: ["spindle", "asyncstream", "asyncchannel"],
         summary: "messages per second from four producer tasks into one consumer task"),
-    Row(name: "tcp.rtt.task", unit: "ns", systems: ["spindle", "spindle-1worker", "threads"],
+    Row(name: "tcp.rtt.task", unit: "ns", systems: ["spindle", "spindle-1worker", "spindle-preference", "threads"],
         summary: "ns per 1-byte loopback TCP round trip, client and server tasks (threads: blocking calls, the baseline)"),
     Row(name: "tcp.rtt.fiber", unit: "ns", systems: ["spindle", "spindle-1worker", "threads"],
         summary: "ns per 1-byte loopback TCP round trip, client and server fibers (threads: blocking calls, the baseline)"),

@@ -124,10 +124,11 @@ final class PosixSemaphore: @unchecked Sendable {
 /// The I/O rows that manage their own runtime; nil if `row` is not one of them.
 func ioRow(row: String, system: String, n: (Int) -> Int) throws -> Double? {
     switch (row, system) {
-    case ("tcp.rtt.task", "spindle"): return try IOMeasurements.tcpRTTTasks(iterations: n(100_000), workers: nil)
-    case ("tcp.rtt.task", "spindle-1worker"): return try IOMeasurements.tcpRTTTasks(iterations: n(100_000), workers: 1)
-    case ("tcp.rtt.fiber", "spindle"): return try IOMeasurements.tcpRTTFibers(iterations: n(100_000), workers: nil)
-    case ("tcp.rtt.fiber", "spindle-1worker"): return try IOMeasurements.tcpRTTFibers(iterations: n(100_000), workers: 1)
+    case ("tcp.rtt.task", "spindle"): return try IOMeasurements.tcpRTTTasksGlobal(iterations: n(100_000), workers: nil)
+    case ("tcp.rtt.task", "spindle-1worker"): return try IOMeasurements.tcpRTTTasksGlobal(iterations: n(100_000), workers: 1)
+    case ("tcp.rtt.task", "spindle-preference"): return try IOMeasurements.tcpRTTTasks(iterations: n(100_000), workers: nil)
+    case ("tcp.rtt.fiber", "spindle"): return try IOMeasurements.tcpRTTFibersGlobal(iterations: n(100_000), workers: nil)
+    case ("tcp.rtt.fiber", "spindle-1worker"): return try IOMeasurements.tcpRTTFibersGlobal(iterations: n(100_000), workers: 1)
     case ("tcp.rtt", "threads"), ("tcp.rtt.task", "threads"), ("tcp.rtt.fiber", "threads"):
         return IOMeasurements.tcpRTTThreads(iterations: n(100_000))
     case ("timer.store.cancel", _): return TimerStoreBenchmark.run(wheel: system == "wheel", count: n(1_000_000), spreadNanos: 10_000_000_000, fire: false)

@@ -17,7 +17,32 @@ enum IOMeasurements {
         while rt.statistics.parkedWorkers < rt.workerCount && Clock.nanos() < giveUp { usleep(1_000) }
     }
 
-    /// ns per 1-byte round trip over loopback TCP, client and server both tasks.
+    /// ns per 1-byte round trip over loopback TCP, client and server both tasks, with
+    /// Spindle installed as Swift's executor (system `spindle`, as programs use it).
+    static func tcpRTTTasksGlobal(iterations: Int, workers: Int?) throws -> Double {
+        try Runtime.main(configuration: .init(flavor: .multiThread, workerCount: workers)) { () async throws -> Double in
+            try await Task.detached { () async throws -> Double in
+                let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"))
+                let server = Task.detached {
+                    let c = try await listener.accept()
+                    var buf: [UInt8] = [0]
+                    while try await c.read(into: &buf) == 1 { try await c.write(buf) }
+                }
+                let s = try await TCPStream.connect(to: listener.localAddress)
+                var buf: [UInt8] = [7]
+                for _ in 0..<1_000 { try await s.write(buf); _ = try await s.read(into: &buf) }
+                let t0 = Clock.nanos()
+                for _ in 0..<iterations { try await s.write(buf); _ = try await s.read(into: &buf) }
+                let dt = Clock.nanos() - t0
+                s.close()
+                _ = await server.result
+                return Double(dt) / Double(iterations)
+            }.value
+        }
+    }
+
+    /// The same on a `Runtime` reached by executor preference, Swift's default executor
+    /// still installed (system `spindle-preference`).
     static func tcpRTTTasks(iterations: Int, workers: Int?) throws -> Double {
         let rt = try Runtime(flavor: .multiThread, workers: workers)
         defer { rt.shutdown() }
@@ -40,10 +65,28 @@ enum IOMeasurements {
         }
     }
 
-    /// The same with two fibers and the blocking calls.
+    /// The same with two fibers and the blocking calls, on the runtime installed as
+    /// Swift's executor (system `spindle`, like the other rows).
+    static func tcpRTTFibersGlobal(iterations: Int, workers: Int?) throws -> Double {
+        try Runtime.main(configuration: .init(flavor: .multiThread, workerCount: workers)) { () async throws -> Double in
+            let (server, client) = try startFiberRTT(on: Runtime.global!, iterations: iterations)
+            let v = try await client.value
+            _ = try? await server.value
+            return v
+        }
+    }
+
+    /// The same on a runtime of its own (no global install).
     static func tcpRTTFibers(iterations: Int, workers: Int?) throws -> Double {
         let rt = try Runtime(flavor: .multiThread, workers: workers)
         defer { rt.shutdown() }
+        let (server, client) = try startFiberRTT(on: rt, iterations: iterations)
+        let v = try client.join()
+        try? server.join()
+        return v
+    }
+
+    private static func startFiberRTT(on rt: Runtime, iterations: Int) throws -> (FiberHandle<Void>, FiberHandle<Double>) {
         let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
         let server = rt.spawnFiber { () throws -> Void in
             let c = try listener.accept()
@@ -60,9 +103,7 @@ enum IOMeasurements {
             s.close()
             return Double(dt) / Double(iterations)
         }
-        let v = try client.join()
-        try? server.join()
-        return v
+        return (server, client)
     }
 
     /// The same between two plain threads with blocking sockets (no runtime at all).
