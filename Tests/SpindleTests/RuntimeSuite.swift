@@ -80,7 +80,10 @@ enum Trace {
             let c = Completion<Int>()
             Task(executorPreference: rt) { c.finish(.success(i)) }
             if !c.done.wait(deadline: Sys.nowNanos() + 5_000_000_000) { missed += 1; break }
-            if i % 7 == 0 { usleep(50) } // let the workers reach their park
+            if i % 7 == 0 { // let the workers reach their park (all of them, not a guess at how long)
+                let parkBy = Sys.nowNanos() + 1_000_000_000
+                while rt.idle.unparkedCount != 0 && Sys.nowNanos() < parkBy { usleep(20) }
+            }
         }
         #expect(missed == 0)
     }
@@ -205,10 +208,13 @@ enum Trace {
         defer { rt.shutdown() }
         let order = try rt.run { () async -> [Int] in
             let log = OrderLog()
+            // The deadlines are fixed before any sleeper starts (a common base, 50 ms ahead),
+            // so a sleeper that starts late on a loaded machine cannot reorder them.
+            let base = ContinuousClock.now + .milliseconds(50)
             await withTaskGroup(of: Void.self) { g in
                 for ms in [40, 10, 30, 20, 0] {
                     g.addTask {
-                        try? await Task.sleep(for: .milliseconds(ms))
+                        try? await Task.sleep(until: base + .milliseconds(ms), clock: .continuous)
                         await log.append(ms)
                     }
                 }
