@@ -96,12 +96,19 @@ final class Received: Sendable {
         let rt = try Runtime(flavor: .multiThread, workers: 2)
         defer { rt.shutdown() }
         let ch = Channel<Int>(capacity: 0)
-        rt.spawnFiber {
-            try Fiber.sleep(for: .milliseconds(5))
+        let sender = rt.spawnFiber { () throws -> Bool in
+            // Send only once the plain thread is blocked in receive.
+            let deadline = Sys.nowNanos() + 10_000_000_000
+            while ch.state.withLock({ $0.receivers.count }) == 0 && Sys.nowNanos() < deadline {
+                try Fiber.sleep(for: .milliseconds(1))
+            }
+            let receiverWaited = ch.state.withLock { $0.receivers.count } == 1
             try ch.send(42)
+            return receiverWaited
         }
         // A plain thread (no task, not a worker): receive blocks it.
         #expect(try onPlainThread { try ch.receive() } == 42)
+        #expect(try onPlainThread { try sender.join() })
     }
 
     @Test func blockingCallsFromATaskAreRefused() throws {
@@ -131,17 +138,21 @@ final class Received: Sendable {
         let outcome = try rt.run { () async throws -> [String] in
             let taskReceiver = Task(executorPreference: rt) { try await ch.receive() }
             // A sender blocked on a full rendezvous is cancelled too.
+            // It sends only once both receivers are gone, so it finds nobody and blocks.
+            let receiversGone = Flag()
             let blockedSender = Task(executorPreference: rt) { () async throws -> Void in
-                try await Task.sleep(for: .milliseconds(30))
+                await waitUntil { receiversGone.isSet }
                 try await ch.send(99)
             }
-            try await Task.sleep(for: .milliseconds(10))
+            // Both receivers are queued before they are cancelled.
+            await waitUntil { ch.state.withLock { $0.receivers.count } == 2 }
             taskReceiver.cancel()
             fiberReceiver.cancel()
             var out: [String] = []
             do { _ = try await taskReceiver.value; out.append("value") } catch is CancellationError { out.append("cancelled") }
             do { _ = try await fiberReceiver.value; out.append("value") } catch is CancellationError { out.append("cancelled") }
-            try await Task.sleep(for: .milliseconds(40))
+            receiversGone.set()
+            await waitUntil { ch.state.withLock { $0.senders.count } == 1 }
             blockedSender.cancel()
             do { try await blockedSender.value; out.append("sent") } catch is CancellationError { out.append("cancelled") }
             // The channel still works, and nobody stale is queued: a new pair meets.
@@ -164,7 +175,7 @@ final class Received: Sendable {
         let blocked = rt.spawnFiber { () throws -> String in
             do { try ch.send("returned"); return "sent" } catch let e as ChannelClosedError<String> { return e.value }
         }
-        try onPlainThread { try Fiber.sleep(for: .milliseconds(10)) }
+        waitUntil { ch.state.withLock { $0.senders.count } == 1 } // it is blocked
         ch.close()
         #expect(try onPlainThread { try blocked.join() } == "returned")
         #expect(try onPlainThread { try ch.receive() } == "kept")

@@ -195,13 +195,20 @@ final class EventLog: Sendable {
             }
             return withExtendedLifetime(t) { v }
         }
+        let yielding = Flag()
         let yielder = rt.spawnFiber { () throws -> Int in
             let t = counter.token()
+            yielding.set()
             while true { try Fiber.yield() }
             return withExtendedLifetime(t) { 3 }
         }
         let outcomes = try rt.run { () async -> [String] in
-            try? await Task.sleep(for: .milliseconds(20))
+            // Cancel once each is blocked: parked (sleeping, joining, waiting on its task)
+            // or, for the yielder, in its loop.
+            await waitUntil {
+                [never.core, sleeper.core, joiner.core, waiter.core].allSatisfy { $0.waiting.load(ordering: .sequentiallyConsistent) }
+                    && yielding.isSet
+            }
             for h in [sleeper, joiner, waiter, yielder] { h.cancel() }
             var out: [String] = []
             for h in [sleeper, joiner, waiter, yielder] {
@@ -380,9 +387,12 @@ final class EventLog: Sendable {
         #expect(f.name == "deep")
     }
 
+    /// The test process never installs Spindle as Swift's global executor (that case runs
+    /// in a spindle-probe subprocess: GlobalInstallTests' "fiber-on-global-runtime"), so
+    /// with no current runtime there is nothing to spawn on. Required rather than
+    /// branched on, so the test cannot pass without checking the refusal.
     @Test func spawnWithoutARuntimeIsRefused() throws {
-        if Runtime.global == nil {
-            #expect(throws: FiberError.noRuntime) { try Fiber.spawn { 1 } }
-        }
+        try #require(Runtime.global == nil)
+        #expect(throws: FiberError.noRuntime) { try Fiber.spawn { 1 } }
     }
 }

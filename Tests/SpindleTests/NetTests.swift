@@ -319,7 +319,11 @@ private func settledDescriptorCount() -> Int {
             let server = try await l.accept()
             try await client.write("unread")
             // Wait until the data is in the server's receive buffer, then close unread.
-            try await Spindle.sleep(for: .milliseconds(20))
+            let fd = server.io.fd
+            #expect(await waitUntil {
+                var peek = [UInt8](repeating: 0, count: 16)
+                return recv(fd, &peek, peek.count, Int32(MSG_PEEK | MSG_DONTWAIT)) == 6
+            })
             server.close()
             var readError: SocketError?
             do { _ = try await client.read(upTo: 10) } catch { readError = error as? SocketError }
@@ -343,7 +347,7 @@ private func settledDescriptorCount() -> Int {
             let reader = Task { () async -> SocketError? in
                 do { _ = try await client.read(upTo: 10); return nil } catch { return error as? SocketError }
             }
-            try await Spindle.sleep(for: .milliseconds(10))
+            #expect(await waitUntil { client.io.state.withLock { $0.readers.count } == 1 }) // it waits
             client.close()
             _ = server
             return await reader.value
@@ -351,7 +355,7 @@ private func settledDescriptorCount() -> Int {
         #expect(e == .closed)
         // A fiber blocked in accept, woken by close.
         let waiter = rt.spawnFiber { () throws -> Void in _ = try l.accept() }
-        Sys.sleepThread(untilNanos: Sys.nowNanos() + 10_000_000)
+        #expect(waitUntil { l.core.io.state.withLock { $0.readers.count } == 1 }) // it waits
         l.close()
         #expect(throws: SocketError.closed) { try onPlainThread { try waiter.join() } }  // join blocks: a plain thread's
     }
@@ -365,7 +369,7 @@ private func settledDescriptorCount() -> Int {
             let t = Task { () async -> Bool in
                 do { _ = try await client.read(upTo: 1); return false } catch { return error is CancellationError }
             }
-            try await Spindle.sleep(for: .milliseconds(10))
+            #expect(await waitUntil { client.io.state.withLock { $0.readers.count } == 1 }) // it waits
             t.cancel()
             return await t.value
         }
@@ -415,7 +419,7 @@ private func settledDescriptorCount() -> Int {
             // A task now reads from the client's socket (watched by a worker's own backend).
             let got = try rt.run { () async throws -> [UInt8] in
                 async let r = s.read(exactly: 3)
-                try await Spindle.sleep(for: .milliseconds(20)) // the read waits first
+                #expect(await waitUntil { s.io.state.withLock { $0.readers.count } == 1 }) // the read waits first
                 try await c.write([1, 2, 3])
                 return try await r
             }
@@ -425,7 +429,7 @@ private func settledDescriptorCount() -> Int {
                 var buf: [UInt8] = [0]
                 return try c.read(into: &buf)
             }
-            Sys.sleepThread(untilNanos: Sys.nowNanos() + 20_000_000)
+            #expect(waitUntil { c.io.state.withLock { $0.readers.count } == 1 }) // it waits
             c.close()
             #expect(throws: SocketError.closed) { try onPlainThread { try waiting.join() } }
             s.close()

@@ -35,14 +35,24 @@ import Glibc
     /// Stress: a blocking-pool thread resumes the task that then ends the runtime's life
     /// (run returns, shutdown, last reference dropped) while that thread may still be inside
     /// the runtime's enqueue. The window is a few instructions wide: CI under TSan hit it
-    /// once (a use-after-free), but this loop does not reproduce it reliably, so it guards
-    /// the path rather than proving the fix (Scheduler.schedule holds a reference).
+    /// once (a use-after-free), and this loop does not reproduce it reliably, so the
+    /// use-after-free itself is left to the sanitizers. What every iteration does check is
+    /// the fix's other side: the reference Scheduler.schedule holds across that enqueue is
+    /// let go, so the runtime is freed once the test drops its own (a leaked reference
+    /// fails here), and the resume reached the runtime before it stopped (nothing forwarded).
     @Test func enqueueFromOutsideRacingWithTheRuntimesEnd() throws {
         for _ in 0..<(300 / max(1, testScale / 5)) {
-            let rt = try Runtime(flavor: .multiThread, workers: 1)
-            let v = try rt.run { try await rt.spawnBlocking { 7 } }
-            #expect(v == 7)
-            rt.shutdown()
+            weak var weakRuntime: Runtime?
+            do {
+                let rt = try Runtime(flavor: .multiThread, workers: 1)
+                weakRuntime = rt
+                let v = try rt.run { try await rt.spawnBlocking { 7 } }
+                #expect(v == 7)
+                rt.shutdown()
+                #expect(rt.forwardedJobCount == 0)
+            }
+            // The worker and the pool thread drop their references as they let go.
+            #expect(waitUntil(timeout: .seconds(5)) { weakRuntime == nil })
         }
     }
 

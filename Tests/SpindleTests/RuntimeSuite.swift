@@ -80,7 +80,10 @@ enum Trace {
             let c = Completion<Int>()
             Task(executorPreference: rt) { c.finish(.success(i)) }
             if !c.done.wait(deadline: Sys.nowNanos() + 5_000_000_000) { missed += 1; break }
-            if i % 7 == 0 { usleep(50) } // let the workers reach their park
+            if i % 7 == 0 { // let the workers reach their park (all of them, not a guess at how long)
+                let parkBy = Sys.nowNanos() + 1_000_000_000
+                while rt.idle.unparkedCount != 0 && Sys.nowNanos() < parkBy { usleep(20) }
+            }
         }
         #expect(missed == 0)
     }
@@ -183,7 +186,8 @@ enum Trace {
                     return Task.isCancelled
                 } catch { return false }
             }
-            try? await Task.sleep(for: .milliseconds(5))
+            // Cancel it while it sleeps: once its wake-up is armed.
+            let armed = await waitUntil { !rt.timers.isEmpty }
             child.cancel()
             let groupCancelled = await withTaskGroup(of: Bool.self) { g in
                 g.addTask {
@@ -193,7 +197,7 @@ enum Trace {
                 g.cancelAll()
                 return await g.next()!
             }
-            return (await child.value, groupCancelled)
+            return (await child.value && armed, groupCancelled)
         }
         #expect(result == (true, true))
     }
@@ -204,10 +208,13 @@ enum Trace {
         defer { rt.shutdown() }
         let order = try rt.run { () async -> [Int] in
             let log = OrderLog()
+            // The deadlines are fixed before any sleeper starts (a common base, 50 ms ahead),
+            // so a sleeper that starts late on a loaded machine cannot reorder them.
+            let base = ContinuousClock.now + .milliseconds(50)
             await withTaskGroup(of: Void.self) { g in
                 for ms in [40, 10, 30, 20, 0] {
                     g.addTask {
-                        try? await Task.sleep(for: .milliseconds(ms))
+                        try? await Task.sleep(until: base + .milliseconds(ms), clock: .continuous)
                         await log.append(ms)
                     }
                 }
@@ -331,16 +338,22 @@ enum Trace {
     }
 
     /// A sleeping task is suspended, not in flight: shutdown does not wait for it, and its
-    /// wake-up keeps its deadline on the fallback executor.
+    /// wake-up keeps its deadline on the fallback executor. Checked as an ordering, not a
+    /// wall-clock budget for shutdown: the sleeper has not resumed when shutdown returns,
+    /// and it resumes no earlier than its deadline. (The sleep is 1 s so that a shutdown
+    /// slowed by a loaded machine still returns well before it.)
     @Test(arguments: Shape.all)
     func shutdownForwardsArmedTimers(shape: Shape) async throws {
         let rt = try shape.make()
         let started = Flag()
-        let sleeper = Task { () async -> Bool in
+        let resumed = Flag()
+        let sleeper = Task { () async -> Duration? in
             await withTaskExecutorPreference(rt) {
                 started.set()
-                do { try await Task.sleep(for: .milliseconds(300)) } catch { return false }
-                return true
+                let asleep = ContinuousClock.now
+                do { try await Task.sleep(for: .seconds(1)) } catch { return nil }
+                resumed.set()
+                return ContinuousClock.now - asleep
             }
         }
         if shape.flavor == .currentThread {
@@ -350,8 +363,10 @@ enum Trace {
         while rt.timers.isEmpty { usleep(1_000) }
         let t0 = ContinuousClock.now
         #expect(rt.shutdown(timeout: .seconds(10)))
-        #expect(ContinuousClock.now - t0 < .milliseconds(250))
-        #expect(await sleeper.value)
+        #expect(!resumed.isSet) // shutdown did not wait for the sleeper
+        let slept = await sleeper.value
+        #expect(slept != nil)
+        #expect(slept.map { $0 >= .seconds(1) } == true) // its deadline was kept
         #expect(ContinuousClock.now - t0 >= .milliseconds(250))
         #expect(rt.forwardedJobCount >= 1)
     }

@@ -32,7 +32,8 @@ import Testing
             return try s.run()
         }
         let got = try rt.run { () async throws -> String in
-            try await Task.sleep(for: .milliseconds(10))
+            // Send once the fiber is waiting on both branches.
+            await waitUntil { a.state.withLock { $0.receivers.count } == 1 && b.state.withLock { $0.receivers.count } == 1 }
             try await b.send(42)
             return try await selector.value
         }
@@ -83,7 +84,8 @@ import Testing
             s.onSend(9, to: b) { "b" }
             return try await s.run()
         }
-        try await Task.sleep(for: .milliseconds(10))
+        // Cancel once its waiters are queued on both channels.
+        await waitUntil { a.state.withLock { $0.receivers.count } == 1 && b.state.withLock { $0.senders.count } == 1 }
         t.cancel()
         await #expect(throws: CancellationError.self) { try await t.value }
         #expect(a.state.withLock { $0.receivers.isEmpty })
@@ -265,8 +267,13 @@ import Testing
                 }
             }
             for t in senderTasks { try await t.value }
-            // Let the receivers drain what is in flight, then stop them.
-            try await Spindle.sleep(for: .milliseconds(100))
+            // Let the receivers drain what is in flight (until every sent value has been
+            // received, or a generous bound), then stop them.
+            let giveUp = ContinuousClock.now + .seconds(10)
+            while !(0..<(senders * perSender)).allSatisfy({ received.count(of: $0) >= sent.count(of: $0) })
+                && ContinuousClock.now < giveUp {
+                try await Spindle.sleep(for: .milliseconds(1))
+            }
             stop.set()
             for t in receivers { try await t.value }
         }

@@ -134,3 +134,29 @@ extension ChannelTryReceive where Element == Int {
         }
     }
 }
+
+/// Polls `condition` until it holds or `timeout` passes (a bound that only a real hang
+/// reaches); returns whether it held. For tests that must wait until something has
+/// happened before the next step: wait on the thing itself, not on a sleep that is
+/// usually long enough.
+@discardableResult
+func waitUntil(timeout: Duration = .seconds(10), _ condition: () -> Bool) -> Bool {
+    let deadline = Sys.nowNanos() + timeout.nanosecondsClamped
+    while !condition() {
+        if Sys.nowNanos() >= deadline { return false }
+        usleep(1_000)
+    }
+    return true
+}
+
+/// The same inside a task: yields between polls so the tasks it waits for can run, even
+/// on a current-thread runtime.
+@discardableResult
+func waitUntil(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+    let deadline = Sys.nowNanos() + timeout.nanosecondsClamped
+    while !condition() {
+        if Sys.nowNanos() >= deadline { return false }
+        await Task.yield()
+    }
+    return true
+}

@@ -45,7 +45,7 @@ import Testing
     @Test func semaphoreCancelledWaiterIsWithdrawn() async throws {
         let sem = Semaphore(permits: 0)
         let waiter = Task { try await sem.acquire() }
-        try await Task.sleep(for: .milliseconds(10))
+        await waitUntil { sem.state.withLock { $0.waiters.count } == 1 } // it waits
         waiter.cancel()
         await #expect(throws: CancellationError.self) { try await waiter.value }
         // The permit released now is not swallowed by the cancelled waiter.
@@ -134,7 +134,7 @@ import Testing
         let fs = (0..<2).map { _ in rt.spawnFiber { () throws -> Void in try n.notified(); woken.enter() } }
         try rt.run { () async throws -> Void in
             let t = Task(executorPreference: rt) { try await n.notified(); woken.enter() }
-            try await Task.sleep(for: .milliseconds(20))
+            await waitUntil { n.state.withLock { $0.waiters.count } == 3 } // all three wait
             n.notifyAll()
             try await t.value
             for f in fs { try await f.value }
@@ -203,7 +203,7 @@ import Testing
         let f = rt.spawnFiber { () throws -> String in try o.receive() }
         let v = try rt.run { () async throws -> String in
             let t = Task(executorPreference: rt) { try await o.receive() }
-            try await Task.sleep(for: .milliseconds(10))
+            await waitUntil { o.state.withLock { $0.waiters.count } == 2 } // the fiber and the task wait
             try o.send("hello")
             return try await t.value
         }
@@ -214,7 +214,7 @@ import Testing
         #expect(throws: OneshotError.alreadyCompleted) { try o.send("again") }
         let empty = Oneshot<Int>()
         let g = rt.spawnFiber { () throws -> Int in try empty.receive() }
-        try onPlainThread { try Fiber.sleep(for: .milliseconds(5)) }
+        waitUntil { empty.state.withLock { $0.waiters.count } == 1 } // it waits
         empty.close()
         #expect(throws: OneshotError.closed) { try onPlainThread { try g.join() } }
     }
@@ -230,15 +230,18 @@ import Testing
                 do { got.append(try rx.changed()) } catch is WatchClosedError { return got }
             }
         }
-        // The sender sleeps and joins with the blocking forms: on a plain thread.
+        // The sender joins with the blocking form: on a plain thread. Before each send it
+        // waits until the receiver waits again (a send takes every waiter out, so a waiter
+        // queued after it has seen that send's value, or a later one).
+        let receiverWaits: @Sendable () -> Void = { waitUntil { w.state.withLock { $0.waiters.count } == 1 } }
         let got = try onPlainThread { () throws -> [Int] in
             for i in 1...3 {
-                try Fiber.sleep(for: .milliseconds(5))
+                receiverWaits()
                 w.send(i)
             }
-            try Fiber.sleep(for: .milliseconds(5))
+            receiverWaits()
             w.send(10); w.send(11)          // two quick sends: a receiver may see only the last
-            try Fiber.sleep(for: .milliseconds(5))
+            receiverWaits()
             w.close()
             return try seen.join()
         }
@@ -264,7 +267,11 @@ import Testing
                 withExtendedLifetime(t) {}
             }
         }
-        try onPlainThread { try Fiber.sleep(for: .milliseconds(20)) }
+        // All four wait before they are cancelled.
+        waitUntil {
+            sem.state.withLock { $0.waiters.count } == 1 && m.state.withLock { $0.waiters.count } == 1
+                && n.state.withLock { $0.waiters.count } == 1 && wg.state.withLock { $0.waiters.count } == 1
+        }
         for h in hs { h.cancel() }
         for h in hs { #expect(throws: CancellationError.self) { try onPlainThread { try h.join() } } }
         #expect(counter.value == 4)

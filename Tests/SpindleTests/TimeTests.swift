@@ -12,10 +12,13 @@ import Synchronization
         defer { rt.shutdown() }
         let order = Lock<[Int]>([])
         try rt.run {
+            // The deadlines are fixed before any sleeper starts (a common base, 50 ms ahead),
+            // so a sleeper that starts late on a loaded machine cannot reorder them.
+            let base = ContinuousClock.now + .milliseconds(50)
             await withTaskGroup(of: Void.self) { g in
                 for i in [5, 1, 4, 2, 3] {
                     g.addTask {
-                        try? await Spindle.sleep(for: .milliseconds(10 * i))
+                        try? await Spindle.sleep(until: base + .milliseconds(10 * i))
                         order.withLock { $0.append(i) }
                     }
                 }
