@@ -21,22 +21,8 @@ enum IOMeasurements {
     /// Spindle installed as Swift's executor (system `spindle`, as programs use it).
     static func tcpRTTTasksGlobal(iterations: Int, workers: Int?) throws -> Double {
         try Runtime.main(configuration: .init(flavor: .multiThread, workerCount: workers)) { () async throws -> Double in
-            try await Task.detached { () async throws -> Double in
-                let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"))
-                let server = Task.detached {
-                    let c = try await listener.accept()
-                    var buf: [UInt8] = [0]
-                    while try await c.read(into: &buf) == 1 { try await c.write(buf) }
-                }
-                let s = try await TCPStream.connect(to: listener.localAddress)
-                var buf: [UInt8] = [7]
-                for _ in 0..<1_000 { try await s.write(buf); _ = try await s.read(into: &buf) }
-                let t0 = Clock.nanos()
-                for _ in 0..<iterations { try await s.write(buf); _ = try await s.read(into: &buf) }
-                let dt = Clock.nanos() - t0
-                s.close()
-                _ = await server.result
-                return Double(dt) / Double(iterations)
+            try await Task.detached {
+                try await taskRTT(iterations: iterations) { serve in Task.detached { try await serve() } }
             }.value
         }
     }
@@ -47,22 +33,29 @@ enum IOMeasurements {
         let rt = try Runtime(flavor: .multiThread, workers: workers)
         defer { rt.shutdown() }
         return try rt.run {
-            let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"))
-            let server = Task(executorPreference: rt) {
-                let c = try await listener.accept()
-                var buf: [UInt8] = [0]
-                while try await c.read(into: &buf) == 1 { try await c.write(buf) }
-            }
-            let s = try await TCPStream.connect(to: listener.localAddress)
-            var buf: [UInt8] = [7]
-            for _ in 0..<1_000 { try await s.write(buf); _ = try await s.read(into: &buf) }
-            let t0 = Clock.nanos()
-            for _ in 0..<iterations { try await s.write(buf); _ = try await s.read(into: &buf) }
-            let dt = Clock.nanos() - t0
-            s.close()
-            _ = await server.result
-            return Double(dt) / Double(iterations)
+            try await taskRTT(iterations: iterations) { serve in Task(executorPreference: rt) { try await serve() } }
         }
+    }
+
+    /// The round trips themselves; `start` runs the server as a task of the caller's shape.
+    private static func taskRTT(
+        iterations: Int, start: (@escaping @Sendable () async throws -> Void) -> Task<Void, any Error>
+    ) async throws -> Double {
+        let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"))
+        let server = start {
+            let c = try await listener.accept()
+            var buf: [UInt8] = [0]
+            while try await c.read(into: &buf) == 1 { try await c.write(buf) }
+        }
+        let s = try await TCPStream.connect(to: listener.localAddress)
+        var buf: [UInt8] = [7]
+        for _ in 0..<1_000 { try await s.write(buf); _ = try await s.read(into: &buf) } // warm-up
+        let t0 = Clock.nanos()
+        for _ in 0..<iterations { try await s.write(buf); _ = try await s.read(into: &buf) }
+        let dt = Clock.nanos() - t0
+        s.close()
+        _ = await server.result
+        return Double(dt) / Double(iterations)
     }
 
     /// The same with two fibers and the blocking calls, on the runtime installed as
