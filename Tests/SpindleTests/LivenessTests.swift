@@ -38,6 +38,25 @@ private func waitFor(_ what: String, _ condition: () -> Bool) {
     }
 }
 
+/// Voluntary and involuntary context switches of this process's threads named
+/// "<prefix>-<digits>" (a runtime's workers; its monitor is "<prefix>-mon").
+private func workerContextSwitches(named prefix: String) -> Int {
+    var total = 0
+    guard let dir = opendir("/proc/self/task") else { return 0 }
+    defer { closedir(dir) }
+    while let e = readdir(dir) {
+        let tid = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard Int(tid) != nil, let comm = Sys.readSmallFile("/proc/self/task/\(tid)/comm") else { continue }
+        let name = comm.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard name.hasPrefix(prefix + "-"), Int(name.dropFirst(prefix.count + 1)) != nil,
+              let status = Sys.readSmallFile("/proc/self/task/\(tid)/status") else { continue }
+        for line in status.split(separator: "\n") where line.hasPrefix("voluntary_ctxt_switches") || line.hasPrefix("nonvoluntary_ctxt_switches") {
+            total += Int(line.split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "") ?? 0
+        }
+    }
+    return total
+}
+
 /// Both workers parked (the runtime is idle).
 private func waitUntilIdle(_ rt: Runtime) {
     waitFor("both workers to park") { rt.idle.unparkedCount == 0 }
@@ -147,6 +166,45 @@ private final class ParkedTask: Sendable {
         gotB.done.wait()
         #expect(try gotB.take() == [2])
         for s in [clientA, clientB, connA, connB] { s.close() }
+        listener.close()
+    }
+
+    /// After a rescue (the worker that polled an event spun; the Monitor woke the other,
+    /// which took the reactor), the spinner parks last and finds the reactor held by a
+    /// parked worker: it must sleep, not retry every 50 ms for as long as the runtime is
+    /// idle (found in review; before the fix the idle workers woke ~20 times a second).
+    @Test func anIdleRuntimeStaysAsleepAfterARescue() throws {
+        let rt = try twoWorkers()
+        defer { rt.shutdown() }
+        let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let client = try onPlainThread { try TCPStream.connect(to: listener.localAddress, timeout: .seconds(10), on: rt) }
+        let conn = try rt.run { try await listener.accept() }
+        let waiting = Flag(), spinning = Flag(), stop = Flag(), done = Flag()
+        Task(executorPreference: rt) {
+            waiting.set()
+            _ = try? await conn.read(exactly: 1)
+            spinning.set()
+            // Spin until the Monitor has rescued the other worker, which then holds the
+            // reactor (it parked while this worker was stuck).
+            _ = spin(until: stop)
+            done.set()
+        }
+        waitFor("the reader to wait") { waiting.isSet }
+        waitUntilIdle(rt)
+        try onPlainThread { try client.write([1]) }
+        waitFor("the reader to spin") { spinning.isSet }
+        waitFor("a rescue") { rt.statistics.stallRescues >= 1 && rt.driver.reactorHolder != nil }
+        stop.set()
+        waitFor("the spinner to end") { done.isSet }
+        waitUntilIdle(rt)
+        let before = workerContextSwitches(named: "live")
+        // Nothing at all happens for a while: no event, no timer, no task.
+        let quiet = Sys.nowNanos() + 500_000_000
+        while Sys.nowNanos() < quiet { usleep(10_000) } // the idle period under test, not a synchronization
+        let wakeUps = workerContextSwitches(named: "live") - before
+        #expect(wakeUps <= 2, "the idle workers woke \(wakeUps) times in 500 ms")
+        client.close()
+        conn.close()
         listener.close()
     }
 

@@ -403,10 +403,14 @@ private func settledDescriptorCount() -> Int {
                 for _ in 0..<500 { _ = try c.read(into: &buf); try c.write(buf) }
                 return c
             }
+            let hopsAfterWarmUp = Atomic<Int>(-1)
             let client = rt.spawnFiber { () throws -> TCPStream in
                 let s = try TCPStream.connect(to: l.localAddress)
                 var buf: [UInt8] = [7]
                 for i in 0..<500 {
+                    // By now both fibers have waited on their sockets, so both sockets sit in
+                    // their workers' own backends.
+                    if i == 20 { hopsAfterWarmUp.store(rt.statistics.remoteFiberResumes, ordering: .relaxed) }
                     try s.write([UInt8(truncatingIfNeeded: i)])
                     _ = try s.read(into: &buf)
                     if buf[0] != UInt8(truncatingIfNeeded: i) { throw SocketError.unexpectedEOF(expected: 1, received: 0) }
@@ -415,7 +419,13 @@ private func settledDescriptorCount() -> Int {
             }
             // join blocks: from plain threads (inside this test's task it refuses).
             let (c, s) = try onPlainThread { (try server.join(), try client.join()) }
-            #expect(rt.statistics.remoteFiberResumes == 0)
+            // Once adopted, no event of theirs crosses threads. Before (the first accept and
+            // connect), a listener's event may still be polled by the shared reactor on the
+            // other worker, once: seen in 1 of ~7 full-suite runs, since the Monitor can hand
+            // the shared reactor to the other worker while this one's thread is preempted.
+            let warm = hopsAfterWarmUp.load(ordering: .relaxed)
+            #expect(warm >= 0 && warm <= 2, "\(warm) thread hops while the sockets were adopted")
+            #expect(rt.statistics.remoteFiberResumes == warm, "events of adopted sockets crossed threads")
             // A task now reads from the client's socket (watched by a worker's own backend).
             let got = try rt.run { () async throws -> [UInt8] in
                 async let r = s.read(exactly: 3)

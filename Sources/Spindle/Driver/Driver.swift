@@ -88,8 +88,8 @@ final class Driver: Sendable {
     func unpark(_ i: Int) {
         switch parkers[i].unpark() {
         case .handled: break
-        case .inReactor: reactor.backend.wake()
-        case .inOwnReactor: reactor.workerBackends[i].wake()
+        case .inReactor: reactor.wakeBackend(nil)
+        case .inOwnReactor: reactor.wakeBackend(i)
         }
     }
 
@@ -158,10 +158,14 @@ final class Driver: Sendable {
                     reactor.poll(timeoutNanos: timeout, worker: i, othersReady: nudge)
                 }
             }
-            if lastAwake {
+            if lastAwake && holder.load(ordering: .relaxed) < 0 {
                 // A quick look holds the token for a moment; that worker will itself be
                 // the last to park and block there. Retry soon so no event waits for a
-                // runtime whose every worker sleeps (I2).
+                // runtime whose every worker sleeps (I2). When a parked worker holds it
+                // instead (it blocks there with no timeout), events are served: wait
+                // without the retry, or an idle runtime would wake every 50 ms for good
+                // (found in review: two workers parking together, or one rescued by the
+                // Monitor, left the other retrying forever).
                 let t = min(timeout ?? Tuning.driverRetryNanos, Tuning.driverRetryNanos)
                 return waitOutsideSharedReactor(worker: i, ownEvents: ownEvents, timeout: t)
             }

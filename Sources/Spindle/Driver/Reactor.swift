@@ -23,6 +23,7 @@
 // a poller that sees another worker's backend ready nudges that worker, which polls its
 // backend on waking (it may have been about to block in the shared one, where the edge
 // is gone).
+import CSpindle
 import Synchronization
 
 final class Reactor: Sendable {
@@ -216,10 +217,29 @@ final class Reactor: Sendable {
     /// Closes the backends' descriptors, once (after the runtime stopped and no thread
     /// polls any more, or at deinit). A late deregistration then finds a closed epoll and
     /// is ignored (Sys.epollDelete).
+    ///
+    /// A waker may be between its Parker exchange and its backend wake when the last worker
+    /// closes the backends: it would write into a closed descriptor, whose number may
+    /// already be someone else's. So wakes go through `wakeBackend`, which counts itself in
+    /// (`wakesInFlight`) and re-checks `backendsClosed`; closing sets the flag, then waits
+    /// until no wake is in flight (a few instructions). Both sides sequentially consistent:
+    /// either the waker sees the flag and skips (nobody is left to wake), or the closer sees
+    /// the count and waits for it.
     func closeBackends() {
-        if backendsClosed.exchange(true, ordering: .acquiringAndReleasing) { return }
+        if backendsClosed.exchange(true, ordering: .sequentiallyConsistent) { return }
+        while wakesInFlight.load(ordering: .sequentiallyConsistent) != 0 { spindle_cpu_relax() }
         backend.close()
         for b in workerBackends { b.close() }
+    }
+
+    private let wakesInFlight = Atomic<Int>(0)
+
+    /// Wakes the shared backend (nil) or worker `index`'s own, unless they are closed.
+    func wakeBackend(_ index: Int?) {
+        wakesInFlight.add(1, ordering: .sequentiallyConsistent)
+        defer { wakesInFlight.subtract(1, ordering: .sequentiallyConsistent) }
+        if backendsClosed.load(ordering: .sequentiallyConsistent) { return }
+        if let index { workerBackends[index].wake() } else { backend.wake() }
     }
 
     deinit { closeBackends() }
