@@ -185,37 +185,25 @@ private let breakingFaults: [FaultInjection.Rule] = transientFaults + [
         return (endings, injected)
     }
 
-    @Test func transientFaultsAreInvisibleToTasks() async throws {
+    /// The echo workload in one world: tasks (`fibers == false`) or fibers.
+    private func echo(_ rules: [FaultInjection.Rule], fibers: Bool) async throws -> ([Ending], [String: Int]) {
+        fibers ? try await fiberEcho(rules) : try await taskEcho(rules)
+    }
+
+    @Test(arguments: [false, true])
+    func transientFaultsAreInvisible(fibers: Bool) async throws {
         let baseline = ProcessStats.openDescriptors()
-        let (endings, injected) = try await taskEcho(transientFaults)
+        let (endings, injected) = try await echo(transientFaults, fibers: fibers)
         let t = FaultTally(endings)
         #expect(t.intact == Self.clients, "\(t)")
         #expect(injected["recv", default: 0] > 0 && injected["send", default: 0] > 0, "faults injected: \(injected) (seed \(seed))")
         #expect(waitForDescriptors(baseline), "descriptors: \(ProcessStats.openDescriptors()) open, \(baseline) before (seed \(seed))")
     }
 
-    @Test func transientFaultsAreInvisibleToFibers() async throws {
+    @Test(arguments: [false, true])
+    func brokenConnectionsEndWithTypedErrors(fibers: Bool) async throws {
         let baseline = ProcessStats.openDescriptors()
-        let (endings, injected) = try await fiberEcho(transientFaults)
-        let t = FaultTally(endings)
-        #expect(t.intact == Self.clients, "\(t)")
-        #expect(injected["recv", default: 0] > 0 && injected["send", default: 0] > 0, "faults injected: \(injected) (seed \(seed))")
-        #expect(waitForDescriptors(baseline), "descriptors: \(ProcessStats.openDescriptors()) open, \(baseline) before (seed \(seed))")
-    }
-
-    @Test func brokenConnectionsEndWithTypedErrorsInTasks() async throws {
-        let baseline = ProcessStats.openDescriptors()
-        let (endings, injected) = try await taskEcho(breakingFaults)
-        let t = FaultTally(endings)
-        #expect(t.bad.isEmpty, "\(t)")
-        #expect(injected.values.reduce(0, +) > 0, "faults injected: \(injected) (seed \(seed))")
-        #expect(t.intact + t.typed == Self.clients, "\(t)")
-        #expect(waitForDescriptors(baseline), "descriptors: \(ProcessStats.openDescriptors()) open, \(baseline) before (seed \(seed))")
-    }
-
-    @Test func brokenConnectionsEndWithTypedErrorsInFibers() async throws {
-        let baseline = ProcessStats.openDescriptors()
-        let (endings, injected) = try await fiberEcho(breakingFaults)
+        let (endings, injected) = try await echo(breakingFaults, fibers: fibers)
         let t = FaultTally(endings)
         #expect(t.bad.isEmpty, "\(t)")
         #expect(injected.values.reduce(0, +) > 0, "faults injected: \(injected) (seed \(seed))")

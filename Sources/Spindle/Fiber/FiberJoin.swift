@@ -40,8 +40,9 @@ final class JoinWaiter: @unchecked Sendable {
 
     private func takeFiber() -> FiberCore? {
         let bits = fiberBits.exchange(0, ordering: .acquiringAndReleasing)
+        // SAFETY: a non-zero `bits` is the pointer init retained (nothing else is ever
+        // stored); this takes back that retain, and the exchange makes this the only taker.
         guard bits != 0, let p = UnsafeMutableRawPointer(bitPattern: bits) else { return nil }
-        // SAFETY: balances the retain in init; the exchange makes this the only taker.
         return Unmanaged<FiberCore>.fromOpaque(p).takeRetainedValue()
     }
 
