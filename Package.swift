@@ -34,11 +34,15 @@ let package = Package(
         .target(name: "SpindleAutoInstall", dependencies: ["Spindle", "CSpindleAutoInstall"]),
         // C loops for the benchmarks (bare context switch, thread ping-pong).
         .target(name: "CSpindleBench", dependencies: ["CSpindle"]),
+        // What `spindle bench` computes (medians, ratios, the JSON schema, the cost table),
+        // apart from measuring, so tests can check it.
+        .target(name: "SpindleBenchCore"),
         .executableTarget(
             name: "spindle",
             dependencies: [
                 "Spindle",
                 "CSpindleBench",
+                "SpindleBenchCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ]
@@ -53,6 +57,8 @@ let package = Package(
         // C helpers the fiber-switch tests need (pinning registers across a switch).
         .target(name: "CSpindleTestSupport", dependencies: ["CSpindle"]),
         .testTarget(name: "SpindleTests", dependencies: ["Spindle", "CSpindle", "CSpindleTestSupport", "spindle-probe"]),
+        // The bench's computations, and `spindle bench` run as a user runs it (a subprocess).
+        .testTarget(name: "SpindleBenchTests", dependencies: ["SpindleBenchCore", "spindle"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,15 +1,10 @@
 // `spindle bench`: runs every benchmark row for every system, each (row, system) pair in a
-// fresh child process (`spindle bench-child`), interleaving systems so that machine noise
-// hits them alike, and prints medians as a table or JSON.
+// fresh child process (`spindle bench-child`, or a peer program), interleaving systems so
+// that machine noise hits them alike, and prints the cost table, then medians per row with
+// allocations and context switches per operation, as text, Markdown or JSON.
 import ArgumentParser
 import Foundation
-
-struct Row {
-    let name: String
-    let unit: String
-    let systems: [String]
-    let summary: String
-}
+import SpindleBenchCore
 
 /// Systems:
 /// - `spindle`: Spindle installed as Swift's global executors (`Runtime.main`), the way a
@@ -22,18 +17,22 @@ struct Row {
 /// - `spindle-1worker`: like `spindle`, with one worker.
 /// - `swift-default`: Swift's own default executor (Dispatch), no Spindle.
 /// - `swift-iterator`: plain Swift with no runtime (for rows that need none).
+/// - `task.floor`: the cheapest one-thread executor for Swift jobs (FloorExecutor.swift):
+///   what Swift's concurrency runtime itself costs, with no scheduler around it.
 /// - `context`, `asm`: the fiber switch's layers alone (C loops, CSpindleBench).
 /// - `threads`, `threads-1cpu`: two OS threads, free to use any CPU or pinned to one.
+/// - Peers (`--peers`, Benchmarks/peers/): `go`, `go-1proc` (GOMAXPROCS=1), `tokio`,
+///   `tokio-1thread`, `boost`, `c-futex`, `c-futex-1cpu`.
 /// - `asyncstream`, `asyncchannel`: the standard library's AsyncStream and
 ///   swift-async-algorithms' AsyncChannel, on Swift's default executor;
 ///   `asyncstream-spindle`, `asyncchannel-spindle`: the same code with Spindle installed as
 ///   Swift's executor (like for like with Spindle's channel).
 let allRows: [Row] = [
-    Row(name: "task.yield", unit: "ns", systems: ["spindle", "spindle-1worker", "spindle-preference", "swift-default"],
+    Row(name: "task.yield", unit: "ns", systems: ["spindle", "spindle-1worker", "spindle-preference", "swift-default", "task.floor"],
         summary: "ns per await Task.yield() of one task looping"),
-    Row(name: "task.pingpong", unit: "ns", systems: ["spindle", "spindle-preference", "swift-default"],
+    Row(name: "task.pingpong", unit: "ns", systems: ["spindle", "spindle-preference", "swift-default", "task.floor"],
         summary: "ns per one-way hand-off between two tasks"),
-    Row(name: "task.spawn", unit: "ns", systems: ["spindle", "spindle-preference", "swift-default"],
+    Row(name: "task.spawn", unit: "ns", systems: ["spindle", "spindle-preference", "swift-default", "task.floor"],
         summary: "ns per child task spawned and completed (1M children, task group)"),
     Row(name: "task.fanout", unit: "ns", systems: ["spindle", "spindle-1worker", "spindle-preference", "swift-default"],
         summary: "ns per task, 1M tiny tasks spread over all workers"),
@@ -55,10 +54,14 @@ let allRows: [Row] = [
         summary: "ns per round trip between two tasks through two channels"),
     Row(name: "channel.rtt.fiber", unit: "ns", systems: ["spindle"],
         summary: "ns per round trip between two fibers through two channels (one worker)"),
-    Row(name: "channel.throughput.1p", unit: "msg/s", systems: ["spindle", "asyncstream", "asyncchannel"],
-        summary: "messages per second from one producer task into one consumer task"),
-    Row(name: "channel.throughput.4p", unit: "msg/s", systems: ["spindle", "asyncstream", "asyncchannel"],
-        summary: "messages per second from four producer tasks into one consumer task"),
+    Row(name: "channel.throughput.1p", unit: "msg/s", systems: ["spindle", "asyncchannel", "asyncchannel-spindle"],
+        summary: "messages per second from one producer task into one consumer task, rendezvous channels (Spindle capacity 0, AsyncChannel)"),
+    Row(name: "channel.throughput.4p", unit: "msg/s", systems: ["spindle", "asyncchannel", "asyncchannel-spindle"],
+        summary: "messages per second from four producer tasks into one consumer task, rendezvous channels"),
+    Row(name: "channel.throughput.buffered.1p", unit: "msg/s", systems: ["spindle", "asyncstream", "asyncstream-spindle"],
+        summary: "messages per second, one producer, buffered: Spindle 1,024 slots (senders wait when full); AsyncStream unbounded (it has no waiting bounded policy)"),
+    Row(name: "channel.throughput.buffered.4p", unit: "msg/s", systems: ["spindle", "asyncstream", "asyncstream-spindle"],
+        summary: "messages per second, four producers, buffered as above"),
     Row(name: "tcp.rtt.task", unit: "ns", systems: ["spindle", "spindle-1worker", "spindle-preference", "threads"],
         summary: "ns per 1-byte loopback TCP round trip, client and server tasks (threads: blocking calls, the baseline)"),
     Row(name: "tcp.rtt.fiber", unit: "ns", systems: ["spindle", "spindle-1worker", "threads"],
@@ -89,103 +92,3 @@ let allRows: [Row] = [
         summary: "context switches per second of that idle runtime's threads (the measuring main thread excluded)"),
 ]
 
-struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Measure Spindle against Swift's default executor on this machine.")
-
-    @Flag(help: "Print a JSON array of {name, system, value, unit} instead of a table.")
-    var json = false
-
-    @Option(help: "Comma-separated row names or prefixes to run (default: all).")
-    var rows: String?
-
-    @Option(help: "Child processes per (row, system); the median is reported.")
-    var runs: Int = 5
-
-    @Option(help: "Scale the iteration counts (e.g. 0.1 for a quick look).")
-    var scale: Double = 1.0
-
-    func run() throws {
-        let wanted = rows?.split(separator: ",").map(String.init)
-        let selected = allRows.filter { r in wanted.map { $0.contains { r.name.hasPrefix($0) } } ?? true }
-        if selected.isEmpty { throw ValidationError("no row matches \(rows ?? "")") }
-        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        var results: [(row: Row, system: String, value: Double, samples: [Double])] = []
-        let total = selected.reduce(0) { $0 + $1.systems.count }
-        var done = 0
-        for row in selected {
-            var samples: [String: [Double]] = [:]
-            for run in 0..<runs {
-                // Interleave systems; alternate their order between runs.
-                let order = run % 2 == 0 ? row.systems : row.systems.reversed()
-                for system in order {
-                    progress("  \(row.name) \(system) run \(run + 1)/\(runs)…")
-                    samples[system, default: []] += try runChild(exe: exe, row: row.name, system: system)
-                }
-            }
-            for system in row.systems {
-                let s = samples[system] ?? []
-                results.append((row, system, median(s), s))
-                done += 1
-            }
-            progress("[\(done)/\(total)] \(row.name) done\n")
-        }
-        if json {
-            let items = results.map { r in
-                "{\"name\": \"\(r.row.name)\", \"system\": \"\(r.system)\", \"value\": \(format(r.value)), \"unit\": \"\(r.row.unit)\"}"
-            }
-            print("[\n  " + items.joined(separator: ",\n  ") + "\n]")
-        } else {
-            printTable(results.map { ($0.row, $0.system, $0.value) })
-        }
-    }
-
-    private func runChild(exe: URL, row: String, system: String) throws -> [Double] {
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = ["bench-child", row, system, "--scale", String(scale)]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw ValidationError("bench child \(row) \(system) failed with status \(p.terminationStatus)")
-        }
-        return String(decoding: data, as: UTF8.self).split(whereSeparator: \.isWhitespace).compactMap { Double($0) }
-    }
-
-    private func printTable(_ results: [(Row, String, Double)]) {
-        print("")
-        print(pad("row", 22) + pad("system", 20) + pad("median", 12) + pad("unit", 7) + "vs baseline")
-        print(String(repeating: "-", count: 80))
-        for (row, system, value) in results {
-            // The baseline is Swift's own executor, or for channel rows AsyncStream on it.
-            let baseline = row.systems.first { $0 == "swift-default" || $0 == "asyncstream" || ($0 == "threads" && row.systems.count > 1) }
-            var ratio = ""
-            if let b = baseline, system != b,
-               let base = results.first(where: { $0.0.name == row.name && $0.1 == b })?.2, base > 0 {
-                ratio = String(format: "%.2f×", value / base) + " " + b
-            }
-            print(pad(row.name, 22) + pad(system, 20) + pad(format(value), 12) + pad(row.unit, 7) + ratio)
-        }
-    }
-}
-
-func progress(_ s: String) {
-    FileHandle.standardError.write(Data((s.hasSuffix("\n") ? s : s + "\r").utf8))
-}
-
-func median(_ xs: [Double]) -> Double {
-    if xs.isEmpty { return .nan }
-    let s = xs.sorted()
-    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-}
-
-func format(_ v: Double) -> String {
-    v >= 100 ? String(format: "%.0f", v) : String(format: "%.2f", v)
-}
-
-func pad(_ s: String, _ n: Int) -> String {
-    s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count)
-}

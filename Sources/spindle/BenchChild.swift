@@ -1,7 +1,9 @@
 // `spindle bench-child ROW SYSTEM`: one measurement in a fresh process, printed as
 // numbers on stdout. Not for people; `spindle bench` runs it.
 import ArgumentParser
+import CSpindleBench
 import Spindle
+import SpindleBenchCore
 
 struct BenchChild: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench-child", shouldDisplay: false)
@@ -24,7 +26,8 @@ struct BenchChild: ParsableCommand {
             case "task.memory": return await Measurements.memory(s, count: n(100_000))
             case "timer.late.1ms": return await IOMeasurements.sleepLateness(spindle: system != "swift-default")
             case "timer.sleeping.memory", "timer.cancelled.memory":
-                return await IOMeasurements.sleepMemory(count: n(1_000_000), spindle: system != "swift-default",
+                // Always 1M (the "millions of coroutines" claim), whatever the scale.
+                return await IOMeasurements.sleepMemory(count: 1_000_000, spindle: system != "swift-default",
                                                         afterCancel: row == "timer.cancelled.memory")
             case "timer.sleep": return await IOMeasurements.timerCost(count: n(100_000), spindle: system != "swift-default")
             case "channel.rtt.task":
@@ -33,40 +36,65 @@ struct BenchChild: ParsableCommand {
                 case "asyncchannel", "asyncchannel-spindle": return await ChannelMeasurements.rttAsyncChannel(iterations: n(200_000))
                 default: return await ChannelMeasurements.rttSpindleTasks(iterations: n(200_000))
                 }
-            case "channel.throughput.1p", "channel.throughput.4p":
+            case "channel.throughput.1p", "channel.throughput.4p",
+                 "channel.throughput.buffered.1p", "channel.throughput.buffered.4p":
+                // Equal buffering: rendezvous rows against AsyncChannel (rendezvous), buffered
+                // rows (1,024 slots) against AsyncStream, whose only policies are unbounded or
+                // dropping, so it runs unbounded (its producers never wait: an advantage).
                 let producers = row.hasSuffix("4p") ? 4 : 1
                 let messages = n(2_000_000)
+                let buffered = row.contains("buffered")
                 switch system {
-                case "asyncstream": return await ChannelMeasurements.throughputAsyncStream(producers: producers, messages: messages)
-                case "asyncchannel": return await ChannelMeasurements.throughputAsyncChannel(producers: producers, messages: messages)
-                default: return await ChannelMeasurements.throughputSpindle(producers: producers, messages: messages)
+                case "asyncstream", "asyncstream-spindle": return await ChannelMeasurements.throughputAsyncStream(producers: producers, messages: messages)
+                case "asyncchannel", "asyncchannel-spindle": return await ChannelMeasurements.throughputAsyncChannel(producers: producers, messages: messages)
+                default: return await ChannelMeasurements.throughputSpindle(producers: producers, messages: messages, capacity: buffered ? 1_024 : 0)
                 }
             default: fatalError("unknown row \(row)")
             }
         }
+        // One line out: the value, then allocations and context switches per operation
+        // from the measurement's last window (see Window).
+        func report(_ v: Double) {
+            let c = Window.perOp
+            print(ChildOutput(value: v, allocs: c.allocs, ctxsw: c.ctxsw).line)
+        }
         let cpus = ProcessStats.availableCPUs
         if row == "runtime.idle.cpu" || row == "runtime.idle.wakeups" {
             let r = try Measurements.idleRuntime(seconds: 5)
-            print(row == "runtime.idle.cpu" ? r.cpuPercent : r.wakeupsPerSecond)
+            print(ChildOutput(value: row == "runtime.idle.cpu" ? r.cpuPercent : r.wakeupsPerSecond, allocs: nil, ctxsw: nil).line)
+            return
+        }
+        if row == "selftest.allocs" {
+            // The allocation counter's self-test: exactly 1,000 mallocs per operation.
+            Window.beginCounting()
+            spindle_bench_allocate_for_test(Int64(n(1_000)) * 1_000)
+            Window.endCounting(ops: n(1_000))
+            report(1)
             return
         }
         if let v = try ioRow(row: row, system: system, n: n) {
-            print(v)
+            report(v)
             return
         }
         if let v = try fiberRow(row: row, system: system, n: n) {
-            print(v)
+            report(v)
             return
         }
         if row == "generator.next" {
             switch system {
-            case "spindle": print(Measurements.generatorNext(iterations: n(10_000_000)))
-            case "swift-iterator": print(Measurements.closureIteratorNext(iterations: n(10_000_000)))
+            case "spindle": report(Measurements.generatorNext(iterations: n(10_000_000)))
+            case "swift-iterator": report(Measurements.closureIteratorNext(iterations: n(10_000_000)))
             default: throw ValidationError("unknown system \(system) for \(row)")
             }
             return
         }
         switch system {
+        case "task.floor":
+            // Swift's floor: the cheapest one-thread executor (FloorExecutor.swift).
+            guard ["task.yield", "task.pingpong", "task.spawn"].contains(row) else {
+                throw ValidationError("task.floor runs task.yield, task.pingpong and task.spawn only")
+            }
+            report(Floor.run { await measure(Spawner(preference: nil), 1) })
         case "spindle", "spindle-1worker", "asyncstream-spindle", "asyncchannel-spindle":
             // The -spindle peers: the same peer code with Spindle as Swift's executor, so the
             // comparison with Spindle's channel is like for like.
@@ -78,11 +106,11 @@ struct BenchChild: ParsableCommand {
                     return await measure(Spawner(preference: nil), workers)
                 }.value
             }
-            print(v)
+            report(v)
         case "spindle-preference":
             let rt = try Runtime(.init(flavor: .multiThread, workerCount: cpus))
             let v = try rt.run { await measure(Spawner(preference: rt), cpus) }
-            print(v)
+            report(v)
             rt.shutdown()
         case "swift-default", "asyncstream", "asyncchannel":
             let box = ResultBox()
@@ -92,14 +120,13 @@ struct BenchChild: ParsableCommand {
                 sem.signal()
             }
             sem.wait()
-            print(box.value)
+            report(box.value)
         default:
             throw ValidationError("unknown system \(system)")
         }
     }
 }
 
-import CSpindleBench
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -147,17 +174,25 @@ func ioRow(row: String, system: String, n: (Int) -> Int) throws -> Double? {
 func fiberRow(row: String, system: String, n: (Int) -> Int) throws -> Double? {
     switch (row, system) {
     case ("fiber.switch", "spindle"): return try FiberMeasurements.fiberSwitch(iterations: n(10_000_000))
-    case ("fiber.switch", "context"): return spindle_bench_wrapped_switch(Int64(n(10_000_000)))
-    case ("fiber.switch", "asm"): return spindle_bench_raw_switch(Int64(n(10_000_000)))
+    case ("fiber.switch", "context"): return counted(n(10_000_000)) { spindle_bench_wrapped_switch(Int64($0)) }
+    case ("fiber.switch", "asm"): return counted(n(10_000_000)) { spindle_bench_raw_switch(Int64($0)) }
     case ("fiber.spawn", "spindle"): return try FiberMeasurements.fiberSpawn(iterations: n(1_000_000))
     case ("fiber.memory.100k", "spindle"): return try FiberMeasurements.fiberMemory(count: 100_000)
     case ("fiber.memory.1m", "spindle"): return try FiberMeasurements.fiberMemory(count: 1_000_000)
     case ("channel.rtt.fiber", "spindle"): return try ChannelMeasurements.rttSpindleFibers(iterations: n(1_000_000))
-    case ("thread.switch", "threads"): return spindle_bench_thread_switch(Int64(n(200_000)), 0)
-    case ("thread.switch", "threads-1cpu"): return spindle_bench_thread_switch(Int64(n(200_000)), 1)
+    case ("thread.switch", "threads"): return counted(n(200_000)) { spindle_bench_thread_switch(Int64($0), 0) }
+    case ("thread.switch", "threads-1cpu"): return counted(n(200_000)) { spindle_bench_thread_switch(Int64($0), 1) }
     case ("fiber.switch", _), ("fiber.spawn", _), ("fiber.memory.100k", _), ("fiber.memory.1m", _), ("thread.switch", _),
          ("channel.rtt.fiber", _):
         throw ValidationError("unknown system \(system) for \(row)")
     default: return nil
     }
+}
+
+/// A C loop's window: the whole call (its short warm-up included), over `ops` operations.
+func counted(_ ops: Int, _ body: (Int) -> Double) -> Double {
+    Window.beginCounting()
+    let v = body(ops)
+    Window.endCounting(ops: ops)
+    return v
 }

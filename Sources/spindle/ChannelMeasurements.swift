@@ -14,9 +14,9 @@ enum ChannelMeasurements {
         }
         let r = await Task.detached { () async throws -> Double in
             for i in 0..<1_000 { try await ab.send(i); _ = try await ba.receive() }
-            let t0 = Clock.nanos()
+            let t0 = Window.begin()
             for i in 0..<iterations { try await ab.send(i); _ = try await ba.receive() }
-            return Double(Clock.nanos() - t0) / Double(iterations)
+            return Double(Window.end(t0, ops: iterations)) / Double(iterations)
         }.result
         ab.close()
         _ = await echo.result
@@ -31,9 +31,9 @@ enum ChannelMeasurements {
         let outer = rt.spawnFiber { () throws -> Double in
             let echo = try Fiber.spawn { while let v = try ab.receive() { try ba.send(v) } }
             for i in 0..<1_000 { try ab.send(i); _ = try ba.receive() }
-            let t0 = Clock.nanos()
+            let t0 = Window.begin()
             for i in 0..<iterations { try ab.send(i); _ = try ba.receive() }
-            let dt = Clock.nanos() - t0
+            let dt = Window.end(t0, ops: iterations)
             ab.close()
             try echo.join()
             return Double(dt) / Double(iterations)
@@ -52,9 +52,9 @@ enum ChannelMeasurements {
         let r = await Task.detached { () async -> Double in
             var it = baStream.makeAsyncIterator()
             for i in 0..<1_000 { ab.yield(i); _ = await it.next() }
-            let t0 = Clock.nanos()
+            let t0 = Window.begin()
             for i in 0..<iterations { ab.yield(i); _ = await it.next() }
-            return Double(Clock.nanos() - t0) / Double(iterations)
+            return Double(Window.end(t0, ops: iterations)) / Double(iterations)
         }.value
         ab.finish()
         await echo.value
@@ -71,9 +71,9 @@ enum ChannelMeasurements {
         let r = await Task.detached { () async -> Double in
             var it = ba.makeAsyncIterator()
             for i in 0..<1_000 { await ab.send(i); _ = await it.next() }
-            let t0 = Clock.nanos()
+            let t0 = Window.begin()
             for i in 0..<iterations { await ab.send(i); _ = await it.next() }
-            return Double(Clock.nanos() - t0) / Double(iterations)
+            return Double(Window.end(t0, ops: iterations)) / Double(iterations)
         }.value
         ab.finish()
         await echo.value
@@ -82,10 +82,10 @@ enum ChannelMeasurements {
 
     // MARK: throughput: `producers` tasks send `messages` in all into one consumer task.
 
-    static func throughputSpindle(producers: Int, messages: Int) async -> Double {
-        let ch = Channel<Int>(capacity: 1_024)
+    static func throughputSpindle(producers: Int, messages: Int, capacity: Int) async -> Double {
+        let ch = Channel<Int>(capacity: capacity)
         let per = messages / producers
-        let t0 = Clock.nanos()
+        let t0 = Window.begin()
         let consumer = Task.detached { () async throws -> Int in
             var n = 0
             while try await ch.receive() != nil { n += 1 }
@@ -98,13 +98,13 @@ enum ChannelMeasurements {
         }
         ch.close()
         let n = (try? await consumer.value) ?? 0
-        return Double(n) / (Double(Clock.nanos() - t0) / 1e9)
+        return Double(n) / (Double(Window.end(t0, ops: n)) / 1e9)
     }
 
     static func throughputAsyncStream(producers: Int, messages: Int) async -> Double {
         let (stream, cont) = AsyncStream.makeStream(of: Int.self)
         let per = messages / producers
-        let t0 = Clock.nanos()
+        let t0 = Window.begin()
         let consumer = Task.detached { () async -> Int in
             var n = 0
             for await _ in stream { n += 1 }
@@ -117,13 +117,13 @@ enum ChannelMeasurements {
         }
         cont.finish()
         let n = await consumer.value
-        return Double(n) / (Double(Clock.nanos() - t0) / 1e9)
+        return Double(n) / (Double(Window.end(t0, ops: n)) / 1e9)
     }
 
     static func throughputAsyncChannel(producers: Int, messages: Int) async -> Double {
         let ch = AsyncChannel<Int>()
         let per = messages / producers
-        let t0 = Clock.nanos()
+        let t0 = Window.begin()
         let consumer = Task.detached { () async -> Int in
             var n = 0
             for await _ in ch { n += 1 }
@@ -136,6 +136,6 @@ enum ChannelMeasurements {
         }
         ch.finish()
         let n = await consumer.value
-        return Double(n) / (Double(Clock.nanos() - t0) / 1e9)
+        return Double(n) / (Double(Window.end(t0, ops: n)) / 1e9)
     }
 }

@@ -50,9 +50,9 @@ enum IOMeasurements {
         let s = try await TCPStream.connect(to: listener.localAddress)
         var buf: [UInt8] = [7]
         for _ in 0..<1_000 { try await s.write(buf); _ = try await s.read(into: &buf) } // warm-up
-        let t0 = Clock.nanos()
+        let t0 = Window.begin()
         for _ in 0..<iterations { try await s.write(buf); _ = try await s.read(into: &buf) }
-        let dt = Clock.nanos() - t0
+        let dt = Window.end(t0, ops: iterations)
         s.close()
         _ = await server.result
         return Double(dt) / Double(iterations)
@@ -90,9 +90,9 @@ enum IOMeasurements {
             let s = try TCPStream.connect(to: listener.localAddress)
             var buf: [UInt8] = [7]
             for _ in 0..<1_000 { try s.write(buf); _ = try s.read(into: &buf) }
-            let t0 = Clock.nanos()
+            let t0 = Window.begin()
             for _ in 0..<iterations { try s.write(buf); _ = try s.read(into: &buf) }
-            let dt = Clock.nanos() - t0
+            let dt = Window.end(t0, ops: iterations)
             s.close()
             return Double(dt) / Double(iterations)
         }
@@ -132,9 +132,9 @@ enum IOMeasurements {
         withUnsafePointer(to: &to) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         var b: UInt8 = 7
         for _ in 0..<1_000 { _ = write(s, &b, 1); _ = read(s, &b, 1) }
-        let t0 = Clock.nanos()
+        let t0 = Window.begin()
         for _ in 0..<iterations { _ = write(s, &b, 1); _ = read(s, &b, 1) }
-        let dt = Clock.nanos() - t0
+        let dt = Window.end(t0, ops: iterations)
         close(s)
         serverDone.wait()
         close(lfd)
@@ -164,7 +164,9 @@ enum IOMeasurements {
         var samples: [Double] = []
         for _ in 0..<7 {
             let plain = await batch(sleeping: false)
+            Window.beginCounting() // allocs and switches per sleeping task, its spawn included
             let sleeping = await batch(sleeping: true)
+            Window.endCounting(ops: count)
             samples.append(Double(sleeping - plain - 1_000_000) / Double(count))
         }
         return samples.sorted()[samples.count / 2]
@@ -176,6 +178,7 @@ enum IOMeasurements {
     static func sleepMemory(count: Int, spindle: Bool, afterCancel: Bool) async -> Double {
         final class Count: Sendable { let value = Atomic<Int>(0) }
         let started = Count()
+        Window.beginCounting()
         let before = ProcessStats.residentBytes()
         var sleeping = 0
         await withTaskGroup(of: Void.self) { g in
@@ -188,6 +191,7 @@ enum IOMeasurements {
             while started.value.load(ordering: .relaxed) < count { try? await Spindle.sleep(for: .milliseconds(5)) }
             try? await Spindle.sleep(for: .milliseconds(200)) // the last ones reach their sleep
             sleeping = ProcessStats.residentBytes()
+            if !afterCancel { Window.endCounting(ops: count) }
             g.cancelAll()
         }
         try? await Spindle.sleep(for: .milliseconds(200))
@@ -195,12 +199,15 @@ enum IOMeasurements {
         // actually free, the same for both systems.
         spindle_bench_trim_heap()
         let after = ProcessStats.residentBytes()
+        if afterCancel { Window.endCounting(ops: count) }
         return Double((afterCancel ? after : sleeping) - before) / Double(count)
     }
 
     /// Median ns by which a 1 ms sleep is late (200 sleeps, one after another, idle runtime).
     static func sleepLateness(spindle: Bool) async -> Double {
         var late: [Int64] = []
+        Window.beginCounting()
+        defer { Window.endCounting(ops: 200) }
         for _ in 0..<200 {
             let t0 = Clock.nanos()
             if spindle { try? await Spindle.sleep(for: .milliseconds(1)) } else { try? await Task.sleep(for: .milliseconds(1)) }
@@ -240,12 +247,14 @@ enum IOMeasurements {
         warm.removeAll()
         accepted.reset()
         waitUntilIdle(rt)
+        Window.beginCounting()
         let before = ProcessStats.residentBytes()
         for _ in 0..<count { clients.append(try TCPStream.connect(to: listener.localAddress, on: rt)) }
         while accepted.value < count { usleep(1_000) }
         // Every reader is suspended in its read once the workers have nothing left to run.
         waitUntilIdle(rt)
         let after = ProcessStats.residentBytes()
+        Window.endCounting(ops: count)
         acceptor.cancel()
         for c in clients { c.close() }
         return Double(after - before) / Double(count)

@@ -1,6 +1,8 @@
 // The measurements behind `spindle bench`. Each runs inside a child process configured
 // for one system (see BenchChild) and returns one value per repetition.
+import CSpindleBench
 import Spindle
+import SpindleBenchCore
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -11,6 +13,56 @@ enum Clock {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}
+
+/// The measured window of a measurement: where it starts its clock, `Window.begin()`
+/// also reads the process's context switches (getrusage: every thread's, voluntary and
+/// involuntary) and heap allocations (AllocCounter.c; only when the parent asked for
+/// counting); `end` reads them again and keeps both per operation for the child to print.
+/// A measurement that runs twice (a warm-up round, then the real one) keeps the last window.
+enum Window {
+    private static let state = Mutex<(ctxsw: Int64, allocs: Int64, perOp: (allocs: Double?, ctxsw: Double?)?)>((0, 0, nil))
+
+    static func contextSwitches() -> Int64 {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Int64(u.ru_nvcsw + u.ru_nivcsw)
+    }
+
+    /// Starts the window and returns the clock's reading.
+    static func begin() -> Int64 {
+        beginCounting()
+        return Clock.nanos()
+    }
+
+    /// Ends the window over `ops` operations; returns ns since `t0`.
+    static func end(_ t0: Int64, ops: Int) -> Int64 {
+        let dt = Clock.nanos() - t0
+        endCounting(ops: ops)
+        return dt
+    }
+
+    /// A window without a clock (memory rows: per item held).
+    /// Reads the counters inside the lock: the first `withLock` instantiates the lock's
+    /// type metadata (a malloc), which must fall before the window, not in it.
+    static func beginCounting() {
+        state.withLock { s in
+            s.allocs = spindle_bench_alloc_count()
+            s.ctxsw = contextSwitches()
+        }
+    }
+
+    static func endCounting(ops: Int) {
+        state.withLock { s in
+            let a = spindle_bench_alloc_count(), c = contextSwitches()
+            s.perOp = (Stats.perOp(before: s.allocs, after: a, ops: ops), Stats.perOp(before: s.ctxsw, after: c, ops: ops))
+        }
+    }
+
+    /// What the last window counted, per operation; nils before any window.
+    static var perOp: (allocs: Double?, ctxsw: Double?) {
+        state.withLock { $0.perOp ?? (nil, nil) }
     }
 }
 
@@ -30,9 +82,9 @@ enum Measurements {
     static func yield(_ s: Spawner, iterations: Int) async -> Double {
         await s.task {
             for _ in 0..<10_000 { await Task.yield() }
-            let t0 = Clock.nanos()
+            let t0 = Window.begin()
             for _ in 0..<iterations { await Task.yield() }
-            return Double(Clock.nanos() - t0) / Double(iterations)
+            return Double(Window.end(t0, ops: iterations)) / Double(iterations)
         }.value
     }
 
@@ -46,9 +98,9 @@ enum Measurements {
         }
         let a = s.task { () -> Double in
             for _ in 0..<1_000 { toB.signal(); await toA.wait() }
-            let t0 = Clock.nanos()
+            let t0 = Window.begin()
             for _ in 0..<rounds { toB.signal(); await toA.wait() }
-            return Double(Clock.nanos() - t0) / Double(rounds * 2)
+            return Double(Window.end(t0, ops: rounds * 2)) / Double(rounds * 2)
         }
         let r = await a.value
         _ = await b.value
@@ -66,14 +118,14 @@ enum Measurements {
                 }
             }
             await wave(10_000)
-            let t0 = Clock.nanos()
+            let t0 = Window.begin()
             var left = iterations
             while left > 0 {
                 let n = min(1_000, left)
                 await wave(n)
                 left -= n
             }
-            return Double(Clock.nanos() - t0) / Double(iterations)
+            return Double(Window.end(t0, ops: iterations)) / Double(iterations)
         }.value
     }
 
@@ -83,7 +135,7 @@ enum Measurements {
     static func fanout(_ s: Spawner, iterations: Int) async -> Double {
         await s.task {
             let sink = AtomicCounter()
-            let t0 = Clock.nanos()
+            let t0 = Window.begin()
             await withDiscardingTaskGroup { g in
                 for i in 0..<iterations {
                     g.addTask {
@@ -93,7 +145,7 @@ enum Measurements {
                     }
                 }
             }
-            return Double(Clock.nanos() - t0) / Double(iterations)
+            return Double(Window.end(t0, ops: iterations)) / Double(iterations)
         }.value
     }
 
@@ -108,6 +160,7 @@ enum Measurements {
         // Warm up the allocator with one round of the same shape.
         for round in 0..<2 {
             let n = round == 0 ? count / 10 : count
+            Window.beginCounting()
             let before = ProcessStats.residentBytes()
             var tasks: [Task<Void, Never>] = []
             tasks.reserveCapacity(n)
@@ -122,6 +175,7 @@ enum Measurements {
             // Wait without blocking a worker (the tasks need the workers to start).
             while waiting.value < n { try? await Task.sleep(for: .milliseconds(1)) }
             let after = ProcessStats.residentBytes()
+            Window.endCounting(ops: n)
             for c in parked.takeAll() { c.resume() }
             for t in tasks { await t.value }
             waiting.reset()
@@ -139,9 +193,9 @@ enum Measurements {
         }
         for _ in 0..<10_000 { _ = g.next() }
         var sum = 0
-        let t0 = Clock.nanos()
+        let t0 = Window.begin()
         for _ in 0..<iterations { sum &+= g.next()! }
-        let dt = Clock.nanos() - t0
+        let dt = Window.end(t0, ops: iterations)
         precondition(sum != 42, "keeps the loop alive")
         return Double(dt) / Double(iterations)
     }
@@ -153,9 +207,9 @@ enum Measurements {
         let it = AnyIterator<Int> { defer { i &+= 1 }; return i }
         for _ in 0..<10_000 { _ = it.next() }
         var sum = 0
-        let t0 = Clock.nanos()
+        let t0 = Window.begin()
         for _ in 0..<iterations { sum &+= it.next()! }
-        let dt = Clock.nanos() - t0
+        let dt = Window.end(t0, ops: iterations)
         precondition(sum != 42, "keeps the loop alive")
         return Double(dt) / Double(iterations)
     }
@@ -231,10 +285,10 @@ enum FiberMeasurements {
             // Warm-up, then the measured pair.
             let wa = try Fiber.spawn { try loop(1_000) }, wb = try Fiber.spawn { try loop(1_000) }
             try wa.join(); try wb.join()
-            let t0 = Clock.nanos()
+            let t0 = Window.begin()
             let a = try Fiber.spawn { try loop(rounds) }, b = try Fiber.spawn { try loop(rounds) }
             try a.join(); try b.join()
-            return Double(Clock.nanos() - t0) / Double(rounds * 2)
+            return Double(Window.end(t0, ops: rounds * 2)) / Double(rounds * 2)
         }
         return try outer.join()
     }
@@ -258,9 +312,9 @@ enum FiberMeasurements {
                 }
             }
             try run(10_000)
-            let t0 = Clock.nanos()
+            let t0 = Window.begin()
             try run(iterations)
-            return Double(Clock.nanos() - t0) / Double(iterations)
+            return Double(Window.end(t0, ops: iterations)) / Double(iterations)
         }
         return try outer.join()
     }
@@ -281,6 +335,7 @@ enum FiberMeasurements {
                 _ = try release.receive()
                 return 0
             }
+            Window.beginCounting()
             let before = ProcessStats.residentBytes()
             for _ in 0..<n {
                 handles.append(rt.spawnFiber { () throws -> Int in
@@ -292,6 +347,7 @@ enum FiberMeasurements {
             // run, so every fiber is suspended in its join (no sleep standing in for that).
             while parked.value < n || rt.statistics.parkedWorkers < rt.workerCount { usleep(1_000) }
             let after = ProcessStats.residentBytes()
+            Window.endCounting(ops: n)
             release.close()
             for h in handles { _ = try h.join() }
             handles.removeAll(keepingCapacity: true)

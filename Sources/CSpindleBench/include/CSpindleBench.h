@@ -18,4 +18,12 @@ double spindle_bench_thread_switch(int64_t iterations, int same_cpu);
 
 /// Returns free heap memory to the kernel (malloc_trim(0)), so RSS shows what is in use.
 void spindle_bench_trim_heap(void);
+
+/// Heap allocations counted since the process started, or -1 when counting is off
+/// (SPINDLE_BENCH_COUNT_ALLOCS=1 turns it on) or compiled out (under a sanitizer).
+/// See AllocCounter.c.
+int64_t spindle_bench_alloc_count(void);
+
+/// Makes exactly `count` malloc calls (and frees them): the counter's self-test.
+void spindle_bench_allocate_for_test(int64_t count);
 #endif
