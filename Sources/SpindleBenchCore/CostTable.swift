@@ -76,10 +76,18 @@ public enum CostTable {
         switch source {
         case .figure(let row, let system)?:
             guard let r = find(row, system) else { return nil }
-            return "\(Format.figure(r.value)) \(r.unit)"
+            var text = "\(Format.figure(r.value)) \(r.unit)"
+            // A thread switch depends on placement: show both where both ran.
+            if row == threadRow, let one = find(row, system + "-1cpu") {
+                text += " (1 CPU: \(Format.figure(one.value)))"
+            }
+            return text
         case .cheaperThanThread(let row, let system)?:
-            guard let t = find(threadRow, threadSystem), let s = find(row, system),
-                  let x = Stats.ratio(t.value, to: s.value) else { return nil }
+            // The thread's switch is the cheaper of its two placements (any CPU, one CPU),
+            // so the ratio never flatters the coroutine.
+            let threads = [threadSystem, threadSystem + "-1cpu"].compactMap { find(threadRow, $0)?.value }
+            guard let t = threads.min(), let s = find(row, system),
+                  let x = Stats.ratio(t, to: s.value) else { return nil }
             return String(format: "%.0f×", x)
         case nil:
             return nil

@@ -59,6 +59,10 @@ import Testing
         #expect(CostTable.cell(.cheaperThanThread(row: "task.pingpong", system: "spindle"), in: rs) == "20×")
         #expect(CostTable.cell(.cheaperThanThread(row: "fiber.switch", system: "spindle"), in: rs) == "100×")
         #expect(CostTable.cell(.figure(row: "task.memory", system: "spindle"), in: rs) == nil)
+        // The cheaper thread placement is the one a coroutine is compared with.
+        let pinned = rs + [BenchResult(name: "thread.switch", system: "threads-1cpu", value: 2_000, unit: "ns", allocs: 0, ctxsw: 1, samples: [2_000])]
+        #expect(CostTable.cell(.cheaperThanThread(row: "task.pingpong", system: "spindle"), in: pinned) == "10×")
+        #expect(CostTable.cell(.figure(row: "thread.switch", system: "threads"), in: pinned) == "4000 ns (1 CPU: 2000)")
         let table = CostTable.render(rs)
         #expect(table.contains("go 100 ns"))
         #expect(table.contains("go 40×"))
