@@ -9,12 +9,16 @@ public struct Row: Sendable {
     public let unit: String
     public let systems: [String]
     public let summary: String
+    /// At most this many timed runs (rows of a million coroutines: their figure moves by
+    /// well under 1% between runs, and each run takes seconds).
+    public let maxRuns: Int?
 
-    public init(name: String, unit: String, systems: [String], summary: String) {
+    public init(name: String, unit: String, systems: [String], summary: String, maxRuns: Int? = nil) {
         self.name = name
         self.unit = unit
         self.systems = systems
         self.summary = summary
+        self.maxRuns = maxRuns
     }
 
     /// Units where a larger figure is better (rates); every other unit is a cost.

@@ -13,10 +13,28 @@ public enum Report {
         return String(format: "%.2f× %@", x, first)
     }
 
-    public static func render(_ results: [BenchResult], rows: [Row], runs: Int, scale: Double, markdown: Bool) -> String {
+    /// The rows of a saved run, in the order it ran, each with the systems it measured;
+    /// summaries and run caps from `known` where the name matches.
+    public static func rows(of results: [BenchResult], known: [Row]) -> [Row] {
+        var names: [String] = []
+        for r in results where !names.contains(r.name) { names.append(r.name) }
+        return names.map { name in
+            let systems = results.filter { $0.name == name }.map(\.system)
+            let k = known.first { $0.name == name }
+            return Row(name: name, unit: results.first { $0.name == name }!.unit, systems: systems,
+                       summary: k?.summary ?? "", maxRuns: k?.maxRuns)
+        }
+    }
+
+    /// `runs` and `scale` are nil for a run read back from JSON (the header then says so).
+    public static func render(_ results: [BenchResult], rows: [Row], runs: Int?, scale: Double?, markdown: Bool) -> String {
         var s = ""
-        let cpus = ProcessInfo.processInfo.activeProcessorCount
-        s += "spindle bench · \(ISO8601DateFormatter().string(from: Date())) · \(cpus) CPUs · median of \(runs) runs · scale \(scale)\n\n"
+        if let runs, let scale {
+            let cpus = ProcessInfo.processInfo.activeProcessorCount
+            s += "spindle bench · \(ISO8601DateFormatter().string(from: Date())) · \(cpus) CPUs · median of \(runs) runs · scale \(scale)\n\n"
+        } else {
+            s += "spindle bench · a saved run (\(results.count) results)\n\n"
+        }
         if CostTable.claims.contains(where: { c in [c.tasks, c.fibers, c.threads].contains { CostTable.cell($0, in: results) != nil } }) {
             s += markdown ? "### What a coroutine costs: the defining document's table, measured here\n\n" : "What a coroutine costs: the defining document's table, measured here\n\n"
             s += CostTable.render(results, markdown: markdown) + "\n"
@@ -38,7 +56,7 @@ public enum Report {
             s += String(repeating: "-", count: widths.reduce(0, +)) + "\n"
             for l in lines { s += zip(l, widths).map { Format.pad($0, $1) }.joined() + "\n" }
         }
-        s += "\nvs first: this system's median over the row's first system's (for msg/s, higher is better; for every other unit, lower). allocs/op from one extra run with the allocation counter on; ctxsw/op: voluntary + involuntary context switches of the whole process per operation, median of the timed runs.\n"
+        s += "\nvs first: this system's median over the row's first system's (for msg/s, higher is better; for every other unit, lower). allocs/op from one extra run with the allocation counter on; ctxsw/op: voluntary + involuntary context switches of the whole process per operation, median of the timed runs. Rows of a million coroutines run at most 3 times (their figure moves well under 1% between runs).\n"
         return s
     }
 }

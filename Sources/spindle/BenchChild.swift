@@ -42,8 +42,9 @@ struct BenchChild: ParsableCommand {
                 // rows (1,024 slots) against AsyncStream, whose only policies are unbounded or
                 // dropping, so it runs unbounded (its producers never wait: an advantage).
                 let producers = row.hasSuffix("4p") ? 4 : 1
-                let messages = n(2_000_000)
+                // Rendezvous rows move fewer messages: AsyncChannel does ~0.3-0.8 M/s here.
                 let buffered = row.contains("buffered")
+                let messages = n(buffered ? 2_000_000 : 500_000)
                 switch system {
                 case "asyncstream", "asyncstream-spindle": return await ChannelMeasurements.throughputAsyncStream(producers: producers, messages: messages)
                 case "asyncchannel", "asyncchannel-spindle": return await ChannelMeasurements.throughputAsyncChannel(producers: producers, messages: messages)
@@ -60,7 +61,7 @@ struct BenchChild: ParsableCommand {
         }
         let cpus = ProcessStats.availableCPUs
         if row == "runtime.idle.cpu" || row == "runtime.idle.wakeups" {
-            let r = try Measurements.idleRuntime(seconds: 5)
+            let r = try Measurements.idleRuntime(seconds: 3)
             print(ChildOutput(value: row == "runtime.idle.cpu" ? r.cpuPercent : r.wakeupsPerSecond, allocs: nil, ctxsw: nil).line)
             return
         }
@@ -151,20 +152,20 @@ final class PosixSemaphore: @unchecked Sendable {
 /// The I/O rows that manage their own runtime; nil if `row` is not one of them.
 func ioRow(row: String, system: String, n: (Int) -> Int) throws -> Double? {
     switch (row, system) {
-    case ("tcp.rtt.task", "spindle"): return try IOMeasurements.tcpRTTTasksGlobal(iterations: n(100_000), workers: nil)
-    case ("tcp.rtt.task", "spindle-1worker"): return try IOMeasurements.tcpRTTTasksGlobal(iterations: n(100_000), workers: 1)
-    case ("tcp.rtt.task", "spindle-preference"): return try IOMeasurements.tcpRTTTasks(iterations: n(100_000), workers: nil)
-    case ("tcp.rtt.fiber", "spindle"): return try IOMeasurements.tcpRTTFibersGlobal(iterations: n(100_000), workers: nil)
-    case ("tcp.rtt.fiber", "spindle-1worker"): return try IOMeasurements.tcpRTTFibersGlobal(iterations: n(100_000), workers: 1)
-    case ("tcp.rtt", "threads"), ("tcp.rtt.task", "threads"), ("tcp.rtt.fiber", "threads"):
-        return IOMeasurements.tcpRTTThreads(iterations: n(100_000))
+    case ("tcp.rtt.task", "spindle"): return try IOMeasurements.tcpRTTTasksGlobal(iterations: n(50_000), workers: nil)
+    case ("tcp.rtt.task", "spindle-1worker"): return try IOMeasurements.tcpRTTTasksGlobal(iterations: n(50_000), workers: 1)
+    case ("tcp.rtt.task", "spindle-preference"): return try IOMeasurements.tcpRTTTasks(iterations: n(50_000), workers: nil)
+    case ("tcp.rtt.fiber", "spindle"): return try IOMeasurements.tcpRTTFibersGlobal(iterations: n(50_000), workers: nil)
+    case ("tcp.rtt.fiber", "spindle-1worker"): return try IOMeasurements.tcpRTTFibersGlobal(iterations: n(50_000), workers: 1)
+    case ("tcp.rtt.task", "threads"), ("tcp.rtt.fiber", "threads"):
+        return IOMeasurements.tcpRTTThreads(iterations: n(50_000))
     case ("timer.store.cancel", _): return TimerStoreBenchmark.run(wheel: system == "wheel", count: n(1_000_000), spreadNanos: 10_000_000_000, fire: false)
     case ("timer.store.fire", _): return TimerStoreBenchmark.run(wheel: system == "wheel", count: n(1_000_000), spreadNanos: 10_000_000_000, fire: true)
     case ("timer.store.fire.10k", _): return TimerStoreBenchmark.run(wheel: system == "wheel", count: n(10_000), spreadNanos: 10_000_000, fire: true)
     case ("tcp.idle.memory", "spindle"): return try IOMeasurements.idleConnectionMemory(count: 5_000, fibers: false)
     case ("tcp.idle.memory", "fibers"): return try IOMeasurements.idleConnectionMemory(count: 5_000, fibers: true)
     case ("tcp.idle.10k", "spindle"): return try IOMeasurements.idleConnectionsHeld(count: 10_000)
-    case ("tcp.rtt.task", _), ("tcp.rtt.fiber", _), ("tcp.rtt", _), ("tcp.idle.memory", _), ("tcp.idle.10k", _):
+    case ("tcp.rtt.task", _), ("tcp.rtt.fiber", _), ("tcp.idle.memory", _), ("tcp.idle.10k", _):
         throw ValidationError("unknown system \(system) for \(row)")
     default: return nil
     }

@@ -36,6 +36,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Where the peer programs are (default: Benchmarks/peers under the current directory).")
     var peersDir: String = "Benchmarks/peers"
 
+    @Option(help: "Measure nothing: print the tables of a run saved with --json (with --markdown for README).")
+    var fromJSON: String?
+
     func validate() throws {
         if let r = runs, r < 1 { throw ValidationError("--runs must be at least 1") }
         if let s = scale, !(s > 0) { throw ValidationError("--scale must be positive") }
@@ -43,6 +46,11 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if let path = fromJSON {
+            let results = try BenchJSON.decode(String(contentsOfFile: path, encoding: .utf8))
+            print(Report.render(results, rows: Report.rows(of: results, known: allRows), runs: nil, scale: nil, markdown: markdown))
+            return
+        }
         let runs = self.runs ?? (quick ? 3 : 5)
         let scale = self.scale ?? (quick ? 0.1 : 1.0)
         let wanted = rows.map { $0.split(separator: ",").map(String.init) } ?? (quick ? CostTable.rowsNeeded : nil)
@@ -59,22 +67,24 @@ struct Bench: ParsableCommand {
                 for (rowName, system) in peer.list {
                     guard let i = selected.firstIndex(where: { $0.name == rowName }) else { continue }
                     let r = selected[i]
-                    selected[i] = Row(name: r.name, unit: r.unit, systems: r.systems + [system], summary: r.summary)
+                    selected[i] = Row(name: r.name, unit: r.unit, systems: r.systems + [system], summary: r.summary, maxRuns: r.maxRuns)
                     measurers[rowName, default: []].append(Measurer.peer(binary: peer.binary, row: rowName, system: system, scale: scale))
                 }
             }
         }
 
-        let plan = selected.reduce(0) { n, r in n + (measurers[r.name] ?? []).reduce(0) { $0 + runs + ($1.countsAllocations(r.name) ? 1 : 0) } }
+        func runsOf(_ r: Row) -> Int { min(runs, r.maxRuns ?? runs) }
+        let plan = selected.reduce(0) { n, r in n + (measurers[r.name] ?? []).reduce(0) { $0 + runsOf(r) + ($1.countsAllocations(r.name) ? 1 : 0) } }
         let clock = Progress(total: plan)
         var results: [BenchResult] = []
         var failures: [String] = []
         for row in selected {
             let ms = measurers[row.name] ?? []
             var outputs: [String: [ChildOutput]] = [:]
-            for run in 0..<runs {
+            let rowRuns = runsOf(row)
+            for run in 0..<rowRuns {
                 for m in (run % 2 == 0 ? ms : ms.reversed()) {
-                    clock.step("\(row.name) \(m.system) run \(run + 1)/\(runs)")
+                    clock.step("\(row.name) \(m.system) run \(run + 1)/\(rowRuns)")
                     switch m.measure(countAllocations: false) {
                     case .success(let o): outputs[m.system, default: []].append(o)
                     case .failure(let e): failures.append(e.message)

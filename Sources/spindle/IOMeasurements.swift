@@ -279,7 +279,8 @@ enum IOMeasurements {
                 Task(executorPreference: rt) { _ = try? await c.read(upTo: 1) }
             }
         }
-        usleep(50_000)
+        waitUntilIdle(rt) // the acceptor is suspended in accept
+        Window.beginCounting()
         let before = ProcessStats.residentBytes()
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         let clients = Process()
@@ -290,8 +291,9 @@ enum IOMeasurements {
         try clients.run()
         let giveUp = Date().addingTimeInterval(60)
         while accepted.value < count && Date() < giveUp && clients.isRunning { usleep(1_000) }
-        usleep(200_000)
+        waitUntilIdle(rt) // every reader is suspended in its read
         let after = ProcessStats.residentBytes()
+        Window.endCounting(ops: count)
         let got = accepted.value
         try stdin.fileHandleForWriting.close()
         clients.waitUntilExit()

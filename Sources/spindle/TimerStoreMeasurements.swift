@@ -3,12 +3,6 @@
 import Spindle
 import Glibc
 
-private func monotonicNanos() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-}
-
 enum TimerStoreBenchmark {
     /// ns per timer: `count` timers inserted with deadlines spread over `spreadNanos`, then
     /// either all cancelled in random order (`fire == false`) or all fired by advancing
@@ -31,7 +25,7 @@ enum TimerStoreBenchmark {
         let dummy = Runnable(bits: 16) // never run: the benchmark drops what it takes out
         let order = Array(0..<count).shuffled(using: &rng)
         var taken = 0
-        let t0 = monotonicNanos()
+        let t0 = Window.begin()
         for d in deadlines { entries.append(s.insert(deadline: d, item: dummy)) }
         if fire {
             var now = start
@@ -42,7 +36,7 @@ enum TimerStoreBenchmark {
         } else {
             for i in order where s.remove(entries[i]) != nil { taken += 1 }
         }
-        let elapsed = monotonicNanos() - t0
+        let elapsed = Window.end(t0, ops: count)
         precondition(taken == count)
         return Double(elapsed) / Double(count)
     }

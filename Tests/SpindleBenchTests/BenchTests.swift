@@ -71,6 +71,19 @@ import Testing
         }
     }
 
+    @Test func aSavedRunGivesBackItsRowsInOrder() {
+        let rs = [
+            BenchResult(name: "b.row", system: "spindle", value: 1, unit: "ns", allocs: nil, ctxsw: nil, samples: [1]),
+            BenchResult(name: "a.row", system: "spindle", value: 2, unit: "bytes", allocs: nil, ctxsw: nil, samples: [2]),
+            BenchResult(name: "b.row", system: "go", value: 3, unit: "ns", allocs: nil, ctxsw: nil, samples: [3]),
+        ]
+        let known = [Row(name: "a.row", unit: "bytes", systems: ["spindle"], summary: "A", maxRuns: 3)]
+        let rows = Report.rows(of: rs, known: known)
+        #expect(rows.map(\.name) == ["b.row", "a.row"])
+        #expect(rows[0].systems == ["spindle", "go"])
+        #expect(rows[1].unit == "bytes" && rows[1].summary == "A" && rows[1].maxRuns == 3)
+    }
+
     @Test func ratioIsToTheRowsFirstSystem() {
         let row = Row(name: "task.yield", unit: "ns", systems: ["spindle", "swift-default"], summary: "")
         let a = BenchResult(name: "task.yield", system: "spindle", value: 50, unit: "ns", allocs: 0, ctxsw: 0, samples: [50])

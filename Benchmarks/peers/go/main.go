@@ -38,11 +38,11 @@ var rows = []row{
 	{"fiber.memory.1m", "go", func(float64) result { return memory(1_000_000) }},
 	{"channel.rtt.task", "go", func(s float64) result { return rtt(iters(200_000, s)) }},
 	{"channel.rtt.fiber", "go-1proc", func(s float64) result { return oneProc(func() result { return rtt(iters(1_000_000, s)) }) }},
-	{"channel.throughput.1p", "go", func(s float64) result { return throughput(1, 0, iters(2_000_000, s)) }},
-	{"channel.throughput.4p", "go", func(s float64) result { return throughput(4, 0, iters(2_000_000, s)) }},
+	{"channel.throughput.1p", "go", func(s float64) result { return throughput(1, 0, iters(500_000, s)) }},
+	{"channel.throughput.4p", "go", func(s float64) result { return throughput(4, 0, iters(500_000, s)) }},
 	{"channel.throughput.buffered.1p", "go", func(s float64) result { return throughput(1, 1024, iters(2_000_000, s)) }},
 	{"channel.throughput.buffered.4p", "go", func(s float64) result { return throughput(4, 1024, iters(2_000_000, s)) }},
-	{"tcp.rtt.task", "go", func(s float64) result { return tcpRTT(iters(100_000, s)) }},
+	{"tcp.rtt.task", "go", func(s float64) result { return tcpRTT(iters(50_000, s)) }},
 }
 
 func iters(base int, scale float64) int {

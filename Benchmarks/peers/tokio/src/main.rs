@@ -300,7 +300,7 @@ const ROWS: &[Row] = &[
     ("channel.rtt.fiber", "tokio-1thread", |s| on(true, rtt(iters(1_000_000, s)))),
     ("channel.throughput.buffered.1p", "tokio", |s| on(false, throughput(1, iters(2_000_000, s)))),
     ("channel.throughput.buffered.4p", "tokio", |s| on(false, throughput(4, iters(2_000_000, s)))),
-    ("tcp.rtt.task", "tokio", |s| on(false, tcp_rtt(iters(100_000, s)))),
+    ("tcp.rtt.task", "tokio", |s| on(false, tcp_rtt(iters(50_000, s)))),
 ];
 
 fn fail(msg: &str) -> ! {
