@@ -39,6 +39,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Measure nothing: print the tables of a run saved with --json (with --markdown for README).")
     var fromJSON: String?
 
+    @Option(help: "An A/B in one run: another build of this tool (e.g. a copy of .build/release/spindle made before a change); each Spindle system also runs on it, as SYSTEM@baseline, interleaved.")
+    var baseline: String?
+
     func validate() throws {
         if let r = runs, r < 1 { throw ValidationError("--runs must be at least 1") }
         if let s = scale, !(s > 0) { throw ValidationError("--scale must be positive") }
@@ -61,6 +64,20 @@ struct Bench: ParsableCommand {
         var measurers: [String: [Measurer]] = [:]
         for row in selected {
             measurers[row.name] = row.systems.map { Measurer.spindle(exe: exe, row: row.name, system: $0, scale: scale) }
+        }
+        if let base = baseline {
+            guard FileManager.default.isExecutableFile(atPath: base) else { throw ValidationError("--baseline \(base) is not an executable") }
+            for (i, r) in selected.enumerated() {
+                // Each system's twin right after it, so the ratio to the row's first
+                // system reads both, and "SYSTEM@baseline" sits beside "SYSTEM".
+                var systems: [String] = [], ms: [Measurer] = []
+                for (system, m) in zip(r.systems, measurers[r.name] ?? []) {
+                    systems += [system, system + "@baseline"]
+                    ms += [m, Measurer.spindle(exe: base, row: r.name, system: system, scale: scale, label: system + "@baseline")]
+                }
+                selected[i] = Row(name: r.name, unit: r.unit, systems: systems, summary: r.summary, maxRuns: r.maxRuns)
+                measurers[r.name] = ms
+            }
         }
         if peers {
             for peer in try PeerPrograms.build(dir: peersDir) {
@@ -126,8 +143,8 @@ struct Measurer {
     /// Spindle's own children count allocations in one extra run; peers count their own.
     let isSpindle: Bool
 
-    static func spindle(exe: String, row: String, system: String, scale: Double) -> Measurer {
-        Measurer(system: system, executable: exe, arguments: ["bench-child", row, system, "--scale", String(scale)], isSpindle: true)
+    static func spindle(exe: String, row: String, system: String, scale: Double, label: String? = nil) -> Measurer {
+        Measurer(system: label ?? system, executable: exe, arguments: ["bench-child", row, system, "--scale", String(scale)], isSpindle: true)
     }
 
     static func peer(binary: String, row: String, system: String, scale: Double) -> Measurer {

@@ -44,6 +44,9 @@ struct ChannelState<Element> {
     @usableFromInline var closed = false
     @usableFromInline var receivers = Deque<Waiter<Element>>()
     @usableFromInline var senders = Deque<Waiter<Element>>()
+    /// Finished fiber waiters kept for the next blocking call (see `Waiter.reuseForCurrentFiber()`):
+    /// a fiber's blocking send or receive then allocates nothing.
+    @usableFromInline var spares: [Waiter<Element>] = []
 
     @inlinable init(capacity: Int) { self.capacity = capacity }
 
@@ -221,7 +224,7 @@ public final class Channel<Element: Sendable>: Sendable {
     @inlinable
     public func send(_ value: Element) async throws {
         if try trySend(value) { return }
-        let waiter = Waiter<Element>(forTask: true)
+        let waiter = spareForTask() ?? Waiter<Element>(forTask: true)
         await suspend(waiter) { s in
             switch s.send(value, queueing: waiter) {
             case .queued: return (true, nil)
@@ -243,7 +246,7 @@ public final class Channel<Element: Sendable>: Sendable {
         case .closed: return nil
         case .empty: break
         }
-        let waiter = Waiter<Element>(forTask: true)
+        let waiter = spareForTask() ?? Waiter<Element>(forTask: true)
         await suspend(waiter) { s in
             switch s.receive(queueing: waiter) {
             case .queued: return (true, nil)
@@ -271,11 +274,16 @@ public final class Channel<Element: Sendable>: Sendable {
         var waiter: Waiter<Element>?
         var refusal: FiberError?
         let decision = state.withLock { s in
-            s.send(value, queueing: {
+            // Taken out first: the queueing closure below cannot touch `s` itself.
+            var spare: Waiter<Element>?
+            if let w = s.spares.last, w.reuseForCurrentFiber() { spare = s.spares.removeLast() }
+            let d = s.send(value, queueing: {
                 do throws(FiberError) { try checkMayBlock("Channel.send") } catch { refusal = error; return nil }
-                waiter = Waiter<Element>(forTask: false)
+                waiter = spare.take() ?? Waiter<Element>(forTask: false)
                 return waiter
             }())
+            if let unused = spare { s.spares.append(unused) }
+            return d
         }
         switch decision {
         case .sent(let r):
@@ -299,11 +307,15 @@ public final class Channel<Element: Sendable>: Sendable {
         var waiter: Waiter<Element>?
         var refusal: FiberError?
         let decision = state.withLock { s in
-            s.receive(queueing: {
+            var spare: Waiter<Element>?
+            if let w = s.spares.last, w.reuseForCurrentFiber() { spare = s.spares.removeLast() }
+            let d = s.receive(queueing: {
                 do throws(FiberError) { try checkMayBlock("Channel.receive") } catch { refusal = error; return nil }
-                waiter = Waiter<Element>(forTask: false)
+                waiter = spare.take() ?? Waiter<Element>(forTask: false)
                 return waiter
             }())
+            if let unused = spare { s.spares.append(unused) }
+            return d
         }
         switch decision {
         case .value(let v, let s):
@@ -317,6 +329,16 @@ public final class Channel<Element: Sendable>: Sendable {
     }
 
     // MARK: machinery
+
+    /// A spare waiter made new for a task's wait, or nil. Its own short lock on the waiting
+    /// path only: folding it into the non-waiting attempt's lock (one closure capturing the
+    /// spare) halved buffered throughput, where nothing waits (measured, same run).
+    @inlinable
+    func spareForTask() -> Waiter<Element>? {
+        guard let w = state.withLock({ $0.spares.popLast() }) else { return nil }
+        w.reuseForTask()
+        return w
+    }
 
     /// Suspends the task until `waiter` completes. `register` runs under the lock: it
     /// queues the waiter (returns true) or completes the operation at once (returns the
@@ -368,7 +390,12 @@ public final class Channel<Element: Sendable>: Sendable {
     /// read as a race when it was done without the lock).
     @inlinable
     func finishSend(_ waiter: Waiter<Element>, _ value: Element) throws {
-        switch state.withLock({ _ in waiter.outcome }) {
+        let outcome = state.withLock { s in
+            let o = waiter.outcome
+            waiter.recycle(into: &s.spares)
+            return o
+        }
+        switch outcome {
         case .completed: return
         case .closed: throw ChannelClosedError(value: value)
         case .cancelled: throw CancellationError()
@@ -378,7 +405,11 @@ public final class Channel<Element: Sendable>: Sendable {
 
     @inlinable
     func finishReceive(_ waiter: Waiter<Element>) throws -> Element? {
-        let (outcome, value) = state.withLock { _ in (waiter.outcome, waiter.payload.take()) }
+        let (outcome, value) = state.withLock { s in
+            let r = (waiter.outcome, waiter.payload.take())
+            waiter.recycle(into: &s.spares)
+            return r
+        }
         switch outcome {
         case .completed: return value
         case .closed: return nil

@@ -40,8 +40,9 @@ enum WaitOutcome: Equatable, Sendable {
 @usableFromInline
 class WaiterCore: @unchecked Sendable {
     // SAFETY (@unchecked Sendable): `outcome`, `isQueued`, `continuation` are guarded by
-    // the owning primitive's lock; `done` is atomic; `fiber`/`parker`/`selection` are set
-    // at init.
+    // the owning primitive's lock; `done` is atomic; `parker`/`selection`/`onWake` are set
+    // at init; `fiber` is set at init or by `reuseForCurrentFiber()`, which only the owner calls, once
+    // the waiter is finished (no queue and no waker holds it: see `resume`).
 
     /// guarded.
     @usableFromInline @exclusivity(unchecked) var outcome: WaitOutcome = .pending
@@ -53,7 +54,8 @@ class WaiterCore: @unchecked Sendable {
     @usableFromInline let selection: Selection?
     /// Which branch of the select this waiter is.
     @usableFromInline let branch: Int
-    private let fiber: FiberCore?
+    /// Guarded as `outcome`; see `reuseForCurrentFiber()`.
+    @usableFromInline @exclusivity(unchecked) var fiber: FiberCore?
     private let parker: Parker?
     /// Select waiters wake their select through this instead (one signal for all branches).
     private let onWake: (@Sendable () -> Void)?
@@ -92,6 +94,45 @@ class WaiterCore: @unchecked Sendable {
     @usableFromInline
     var isDone: Bool { done.load(ordering: .sequentiallyConsistent) }
 
+    /// A plain fiber or task waiter (not a select branch, not a thread's): its primitive
+    /// may keep it once finished and hand it to the next blocking call of any fiber
+    /// (`reuseForCurrentFiber()`) or task (`reuseForTask()`), which saves an allocation, a
+    /// free and the generic deinit per blocking call.
+    @usableFromInline
+    var isReusable: Bool { parker == nil && selection == nil && onWake == nil }
+
+    /// A spare (taken out of its primitive's spares under the lock, so no one else holds
+    /// it) made new for a task's wait. The task's cancellation handler of its previous use
+    /// cannot run any more: Swift removes a handler when `withTaskCancellationHandler`
+    /// returns, waiting for one that is running, and the waiter was recycled after that.
+    @usableFromInline
+    func reuseForTask() {
+        outcome = .pending
+        isQueued = false
+        continuation = nil
+        fiber = nil
+        done.store(false, ordering: .relaxed)
+    }
+
+    /// Under the owning primitive's lock, by the code about to block: when it runs in a
+    /// fiber, makes a finished waiter (`isReusable`, its previous owner past its finish)
+    /// new again for that fiber and returns true; elsewhere returns false and changes
+    /// nothing.
+    /// Safe because a waker's last touch of a waiter is the `done` store in `resume`
+    /// (it reads what it needs first), and the previous owner saw that store before it
+    /// finished; a wake it sends afterwards goes to the fiber it read, which tolerates a
+    /// spurious wake (every park loops on its own condition).
+    @usableFromInline
+    func reuseForCurrentFiber() -> Bool {
+        guard let fiber = Fiber.currentCore else { return false }
+        outcome = .pending
+        isQueued = false
+        continuation = nil
+        self.fiber = fiber
+        done.store(false, ordering: .relaxed)
+        return true
+    }
+
     /// Under the lock: may this waiter be completed now? For a select branch, claims the
     /// whole select (so exactly one branch completes).
     @inlinable
@@ -111,6 +152,9 @@ class WaiterCore: @unchecked Sendable {
     /// After unlocking: wakes whoever waits on this waiter (exactly once per waiter).
     @usableFromInline
     func resume(continuation c: UnsafeContinuation<Void, Never>?) {
+        // Read everything first: once `done` is set, the owner may finish and its
+        // primitive may hand this waiter to another fiber (`reuseForCurrentFiber()`).
+        let onWake = self.onWake, fiber = self.fiber, parker = self.parker
         done.store(true, ordering: .sequentiallyConsistent)
         if let onWake {
             onWake()
@@ -161,6 +205,15 @@ final class Waiter<Payload>: WaiterCore, @unchecked Sendable {
     init(payload: Payload? = nil, forTask: Bool, selection: Selection? = nil, branch: Int = 0) {
         self.payload = payload
         super.init(forTask: forTask, selection: selection, branch: branch)
+    }
+
+    /// Under the owning primitive's lock: keeps a finished reusable waiter in `spares`
+    /// (at most `limit`), emptied of its payload.
+    @inlinable
+    func recycle(into spares: inout [Waiter<Payload>], limit: Int = 4) {
+        guard isReusable, spares.count < limit else { return }
+        payload = nil
+        spares.append(self)
     }
 
     override init(selection: Selection, branch: Int, onWake: @escaping @Sendable () -> Void) {
