@@ -143,11 +143,12 @@ class FiberCore: @unchecked Sendable {
     /// thread, its remote list (and a nudge) from anywhere else.
     private func scheduleResume() {
         guard let w = home else { spindleFatal("a fiber was woken before it started") }
-        if let current = Worker.current, current === w {
-            w.readyFibers.append(Runnable(fiber: self))
-        } else {
-            w.pushRemoteFiber(Runnable(fiber: self))
+        let onHome = Worker.withCurrent { current -> Bool in
+            guard current === w else { return false }
+            current.readyFibers.append(Runnable(fiber: self))
+            return true
         }
+        if onHome != true { w.pushRemoteFiber(Runnable(fiber: self)) }
     }
 
     // MARK: parking (on the fiber itself)

@@ -62,10 +62,12 @@ extension Runtime {
     /// The one entry point for new work.
     @inline(__always)
     func schedule(_ r: Runnable) {
-        if let w = Worker.current, w.runtime === self, !isStopped {
+        let local = Worker.withCurrent { w -> Bool in
+            guard w.runtime === self, !isStopped else { return false }
             w.scheduleLocal(r)
-            return
+            return true
         }
+        if local == true { return }
         // From outside the workers, Swift calls us without a reference of its own. Once the
         // job is pushed, a worker may run it, finish its task, and let the last reference to
         // this runtime go while this thread is still in here (seen under TSan: a blocking-

@@ -114,6 +114,15 @@ final class Worker: @unchecked Sendable {
         return Unmanaged<Worker>.fromOpaque(raw).takeUnretainedValue()
     }
 
+    /// Runs `body` with this thread's worker at +0 (no retain and release around it, which
+    /// `current` costs on every schedule): the hot paths that only look at it.
+    @inline(__always)
+    static func withCurrent<R>(_ body: (Worker) -> R) -> R? {
+        guard let raw = spindle_current_worker() else { return nil }
+        // SAFETY: as in `current`: the worker outlives this call on its own thread.
+        return Unmanaged<Worker>.fromOpaque(raw)._withUnsafeGuaranteedRef(body)
+    }
+
     // MARK: scheduling from this worker's own thread
 
     /// Owner thread only: a job woken by the running job goes to run-next; whatever was
