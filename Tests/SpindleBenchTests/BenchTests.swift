@@ -107,12 +107,17 @@ func runSpindle(_ args: [String], environment: [String: String] = [:]) throws ->
     p.standardError = err
     try p.run()
     // Read stderr on another thread so neither pipe can fill and stall the child.
+    // SAFETY (nonisolated(unsafe)): written only by the reader thread, read only after
+    // errRead.wait(), which orders the two.
     nonisolated(unsafe) var errData = Data()
-    let reader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
-    reader.start()
+    let errRead = DispatchSemaphore(value: 0)
+    Thread {
+        errData = err.fileHandleForReading.readDataToEndOfFile()
+        errRead.signal()
+    }.start()
     let o = out.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    while !reader.isFinished { usleep(1_000) }
+    errRead.wait() // stderr read to its end (the child has exited, so it ends)
     return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
 

@@ -44,8 +44,8 @@ struct ChannelState<Element> {
     @usableFromInline var closed = false
     @usableFromInline var receivers = Deque<Waiter<Element>>()
     @usableFromInline var senders = Deque<Waiter<Element>>()
-    /// Finished fiber waiters kept for the next blocking call (see `Waiter.reuseForCurrentFiber()`):
-    /// a fiber's blocking send or receive then allocates nothing.
+    /// Finished fiber and task waiters kept for the next call that has to wait (see
+    /// `WaiterCore.reuseForCurrentFiber()` and `reuseForTask()`): it then allocates nothing.
     @usableFromInline var spares: [Waiter<Element>] = []
 
     @inlinable init(capacity: Int) { self.capacity = capacity }

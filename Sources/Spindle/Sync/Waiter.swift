@@ -41,8 +41,9 @@ enum WaitOutcome: Equatable, Sendable {
 class WaiterCore: @unchecked Sendable {
     // SAFETY (@unchecked Sendable): `outcome`, `isQueued`, `continuation` are guarded by
     // the owning primitive's lock; `done` is atomic; `parker`/`selection`/`onWake` are set
-    // at init; `fiber` is set at init or by `reuseForCurrentFiber()`, which only the owner calls, once
-    // the waiter is finished (no queue and no waker holds it: see `resume`).
+    // at init; `fiber` is set at init or by `reuseForCurrentFiber()`/`reuseForTask()`, on a
+    // finished waiter that only its new owner holds (no queue, and no waker reads it after
+    // its `done` store: see `resume`).
 
     /// guarded.
     @usableFromInline @exclusivity(unchecked) var outcome: WaitOutcome = .pending
