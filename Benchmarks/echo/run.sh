@@ -76,15 +76,8 @@ log "building the load generator and the Go server…"
 (cd "$here" && GOCACHE="$out/gocache" GO111MODULE=off go build -o "$out/go-echo" go-server/main.go)
 
 log "building the Tokio server (offline, Debian's crates)…"
-mkdir -p "$out/cargo-home"
-cat > "$out/cargo-home/config.toml" <<CFG
-[source.crates-io]
-replace-with = "debian"
-[source.debian]
-directory = "/usr/share/cargo/registry"
-[net]
-offline = true
-CFG
+. "$root/Benchmarks/cargo-offline.sh"
+cargo_offline_home "$out/cargo-home"
 (cd "$here/tokio-server" && CARGO_HOME="$out/cargo-home" CARGO_TARGET_DIR="$out/cargo-target" cargo build --release -q)
 tokio_bin="$out/cargo-target/release/tokio-echo"
 

@@ -14,7 +14,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 mkdir -p "$1"
 out="$(cd "$1" && pwd)"
-registry=/usr/share/cargo/registry
+. "$here/../cargo-offline.sh"
+registry=$debian_crates
 
 current=""
 trap 'echo "build.sh: building the $current peer failed" >&2' ERR
@@ -32,15 +33,8 @@ current=tokio
 if ! have cargo; then skip tokio "no cargo command"
 elif ! ls "$registry" 2>/dev/null | grep -q '^tokio-1\.'; then skip tokio "no Tokio crate in $registry"
 else
-    mkdir -p "$out/cargo-home" "$out/tokio-src"
-    cat > "$out/cargo-home/config.toml" <<CFG
-[source.crates-io]
-replace-with = "debian"
-[source.debian]
-directory = "$registry"
-[net]
-offline = true
-CFG
+    mkdir -p "$out/tokio-src"
+    cargo_offline_home "$out/cargo-home"
     # Built from a copy so that Cargo.lock lands in OUTDIR, not in the source folder.
     rm -rf "$out/tokio-src/src"
     cp -p "$here/tokio/Cargo.toml" "$out/tokio-src/"

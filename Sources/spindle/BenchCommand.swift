@@ -158,21 +158,12 @@ struct Measurer {
     struct Failure: Error { let message: String }
 
     func measure(countAllocations: Bool) -> Result<ChildOutput, Failure> {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["SPINDLE_BENCH_COUNT_ALLOCS"] = countAllocations ? "1" : "0"
-        p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
         let what = ([executable.split(separator: "/").last.map(String.init) ?? executable] + arguments).joined(separator: " ")
-        do { try p.run() } catch { return .failure(Failure(message: "\(what): \(error)")) }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard p.terminationStatus == 0 else {
-            return .failure(Failure(message: "\(what) failed with status \(p.terminationStatus)"))
+        let text: String
+        do {
+            text = try runCapturing(executable, arguments, environment: ["SPINDLE_BENCH_COUNT_ALLOCS": countAllocations ? "1" : "0"])
+        } catch {
+            return .failure(Failure(message: "\(what): \(error)"))
         }
         guard let o = ChildOutput.parse(text) else {
             return .failure(Failure(message: "\(what) printed no figure: \(text.prefix(200))"))
@@ -222,12 +213,12 @@ enum PeerPrograms {
         }
         let outDir = URL(fileURLWithPath: ".build-peers").standardizedFileURL.path
         FileHandle.standardError.write(Data("building the peers (\(script) \(outDir))…\n".utf8))
-        let built = try capture("/bin/bash", [script, outDir])
+        let built = try runCapturing("/bin/bash", [script, outDir])
         var peers: [Peer] = []
         for line in built.split(separator: "\n") {
             let f = line.split(separator: " ", maxSplits: 1).map(String.init)
             guard f.count == 2 else { continue }
-            let listing = try capture(f[1], ["--list"])
+            let listing = try runCapturing(f[1], ["--list"])
             let list = listing.split(separator: "\n").compactMap { l -> (String, String)? in
                 let p = l.split(separator: " ").map(String.init)
                 return p.count == 2 ? (p[0], p[1]) : nil
@@ -239,19 +230,22 @@ enum PeerPrograms {
         }
         return peers
     }
+}
 
-    private static func capture(_ exe: String, _ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw ValidationError("\(exe) \(args.joined(separator: " ")) failed with status \(p.terminationStatus)")
-        }
-        return String(decoding: data, as: UTF8.self)
+/// Runs a program to its end and returns its standard output (standard error passes
+/// through); throws if it cannot start or exits with a non-zero status.
+func runCapturing(_ exe: String, _ args: [String], environment extra: [String: String] = [:]) throws -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: exe)
+    p.arguments = args
+    if !extra.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(extra) { $1 } }
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else {
+        throw ValidationError("\(exe) \(args.joined(separator: " ")) failed with status \(p.terminationStatus)")
     }
+    return String(decoding: data, as: UTF8.self)
 }

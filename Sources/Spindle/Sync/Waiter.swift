@@ -107,13 +107,7 @@ class WaiterCore: @unchecked Sendable {
     /// cannot run any more: Swift removes a handler when `withTaskCancellationHandler`
     /// returns, waiting for one that is running, and the waiter was recycled after that.
     @usableFromInline
-    func reuseForTask() {
-        outcome = .pending
-        isQueued = false
-        continuation = nil
-        fiber = nil
-        done.store(false, ordering: .relaxed)
-    }
+    func reuseForTask() { reset(for: nil) }
 
     /// Under the owning primitive's lock, by the code about to block: when it runs in a
     /// fiber, makes a finished waiter (`isReusable`, its previous owner past its finish)
@@ -126,12 +120,17 @@ class WaiterCore: @unchecked Sendable {
     @usableFromInline
     func reuseForCurrentFiber() -> Bool {
         guard let fiber = Fiber.currentCore else { return false }
+        reset(for: fiber)
+        return true
+    }
+
+    /// A finished waiter made pending again, for `fiber` (nil: a task).
+    private func reset(for fiber: FiberCore?) {
         outcome = .pending
         isQueued = false
         continuation = nil
         self.fiber = fiber
         done.store(false, ordering: .relaxed)
-        return true
     }
 
     /// Under the lock: may this waiter be completed now? For a select branch, claims the
