@@ -9,6 +9,8 @@ let package = Package(
         // load-time constructor installs Spindle as Swift's global executors
         // (SPINDLE_AUTO_INSTALL=0 turns it off).
         .library(name: "SpindleAutoInstall", targets: ["SpindleAutoInstall"]),
+        // HTTP/1.1 server and client on Spindle's sockets, for tasks and fibers.
+        .library(name: "SpindleHTTP", targets: ["SpindleHTTP"]),
         .executable(name: "spindle", targets: ["spindle"]),
     ],
     dependencies: [
@@ -16,6 +18,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // Only for `spindle bench`: AsyncChannel is a comparison peer of Spindle's Channel.
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
+        // SpindleHTTP's public types (HTTPRequest, HTTPResponse, HTTPFields), without
+        // Foundation (no traits), and its Service conformance.
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0", traits: []),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // The only C in the runtime: futex, thread-local slot, CPU affinity, and the
@@ -26,6 +32,16 @@ let package = Package(
             dependencies: [
                 "CSpindle",
                 .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        // HTTP/1.1 on Spindle: the parser, the server, the client. Builds on Spindle;
+        // Spindle knows nothing of it.
+        .target(
+            name: "SpindleHTTP",
+            dependencies: [
+                "Spindle",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // The load-time constructor (C) and its Swift side, which installs Spindle as
@@ -43,6 +59,8 @@ let package = Package(
                 "Spindle",
                 "CSpindleBench",
                 "SpindleBenchCore",
+                "SpindleHTTP",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ]
@@ -54,6 +72,8 @@ let package = Package(
         // Examples: an echo server and client, each with an async and a fiber version.
         .executableTarget(name: "echo-server", dependencies: ["Spindle"], path: "Examples/EchoServer"),
         .executableTarget(name: "echo-client", dependencies: ["Spindle"], path: "Examples/EchoClient"),
+        // An HTTP server (tasks or fibers) and the defining document's 1,000 concurrent fetches.
+        .executableTarget(name: "http-server", dependencies: ["Spindle", "SpindleHTTP"], path: "Examples/HTTPServer"),
         // C helpers the fiber-switch tests need (pinning registers across a switch).
         .target(name: "CSpindleTestSupport", dependencies: ["CSpindle"]),
         .testTarget(name: "SpindleTests", dependencies: ["Spindle", "CSpindle", "CSpindleTestSupport", "spindle-probe"]),

@@ -1,5 +1,5 @@
 // spindle: Spindle's command-line tool. `spindle bench` measures the runtime against its
-// peers on this machine.
+// peers on this machine; `spindle fetch` runs the 1,000 concurrent fetches.
 import ArgumentParser
 
 @main
@@ -7,6 +7,6 @@ struct SpindleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "spindle",
         abstract: "Spindle, a coroutine runtime for Swift: tools.",
-        subcommands: [Bench.self, BenchChild.self, HoldConnections.self]
+        subcommands: [Bench.self, Fetch.self, BenchChild.self, HoldConnections.self]
     )
 }

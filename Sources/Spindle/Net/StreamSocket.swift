@@ -104,6 +104,72 @@ public class StreamSocket: @unchecked Sendable, CustomStringConvertible {
     /// Writes all of `text`'s UTF-8 bytes.
     public func write(_ text: String) async throws { try await write(Array(text.utf8)) }
 
+    // MARK: with a time limit
+
+    /// ``read(into:)-(UnsafeMutableRawBufferPointer)`` with a time limit: throws
+    /// ``SocketError/timedOut`` if neither a byte nor the end of the stream arrives within
+    /// `timeout` (`nil`: no limit). The socket stays usable after a timeout.
+    public func read(into buffer: UnsafeMutableRawBufferPointer, timeout: Duration?) async throws -> Int {
+        if buffer.isEmpty { return 0 }
+        let want = buffer.count
+        return try await io.perform(.read, deadline: deadline(after: timeout), drained: { $0 > 0 && $0 < want }) { fd throws(SysError) in try Sys.read(fd, buffer) }
+    }
+
+    /// ``write(_:)-(UnsafeRawBufferPointer)`` with a time limit on the whole write: throws
+    /// ``SocketError/timedOut`` if the peer has not taken every byte within `timeout`
+    /// (`nil`: no limit). Part of the buffer may have been sent by then.
+    public func write(_ buffer: UnsafeRawBufferPointer, timeout: Duration?) async throws {
+        let limit = deadline(after: timeout)
+        var sent = 0
+        while sent < buffer.count {
+            let rest = UnsafeRawBufferPointer(rebasing: buffer[sent...])
+            sent += try await io.perform(.write, deadline: limit) { fd throws(SysError) in try Sys.send(fd, rest) }
+        }
+    }
+
+    /// ``write(_:)-(ArraySlice<UInt8>)`` with a time limit on the whole write (see
+    /// ``write(_:timeout:)-(UnsafeRawBufferPointer,_)``).
+    public func write(_ bytes: ArraySlice<UInt8>, timeout: Duration?) async throws {
+        let limit = deadline(after: timeout)
+        var sent = 0
+        while sent < bytes.count {
+            let from = sent
+            sent += try await io.perform(.write, deadline: limit) { fd throws(SysError) in
+                try bytes.withUnsafeBytes { b in
+                    Result { () throws(SysError) in try Sys.send(fd, UnsafeRawBufferPointer(rebasing: b[from...])) }
+                }.get()
+            }
+        }
+    }
+
+    /// Fiber/thread form of ``write(_:timeout:)-(ArraySlice<UInt8>,_)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
+    public func write(_ bytes: ArraySlice<UInt8>, timeout: Duration?) throws {
+        try bytes.withUnsafeBytes { b in try write(b, timeout: timeout) }
+    }
+
+    /// Fiber/thread form of ``read(into:timeout:)-(UnsafeMutableRawBufferPointer,_)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
+    public func read(into buffer: UnsafeMutableRawBufferPointer, timeout: Duration?) throws -> Int {
+        if buffer.isEmpty { return 0 }
+        let want = buffer.count
+        return try io.performBlocking("read(into:timeout:)", .read, deadline: deadline(after: timeout), drained: { $0 > 0 && $0 < want }) { fd throws(SysError) in try Sys.read(fd, buffer) }
+    }
+
+    /// Fiber/thread form of ``write(_:timeout:)-(UnsafeRawBufferPointer,_)``.
+    @_disfavoredOverload // in async code the `async` twin wins, even for a synchronous closure
+    @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
+    public func write(_ buffer: UnsafeRawBufferPointer, timeout: Duration?) throws {
+        let limit = deadline(after: timeout)
+        var sent = 0
+        while sent < buffer.count {
+            let rest = UnsafeRawBufferPointer(rebasing: buffer[sent...])
+            sent += try io.performBlocking("write(_:timeout:)", .write, deadline: limit) { fd throws(SysError) in try Sys.send(fd, rest) }
+        }
+    }
+
     // MARK: the same, blocking (fibers and plain threads)
 
     /// Fiber/thread form of ``read(into:)-(UnsafeMutableRawBufferPointer)``.

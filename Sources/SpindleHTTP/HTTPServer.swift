@@ -1,0 +1,244 @@
+// HTTPServer: HTTP/1.1 on a TCPListener. Handlers are `async` closures (a task per
+// connection) or blocking closures (a fiber per connection); both see the same request
+// and response types. The per-connection protocol is in ServerConnection.swift.
+import HTTPTypes
+import ServiceLifecycle
+import Spindle
+import Synchronization
+
+/// A received request: the head (HTTPTypes'), the version, and the body as it arrives.
+public struct HTTPServerRequest: Sendable {
+    public var head: HTTPRequest
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    public var minorVersion: Int
+    public let body: HTTPIncomingBody
+    public let remoteAddress: SocketAddress?
+}
+
+/// A handler's answer.
+public struct HTTPServerResponse: Sendable {
+    public var head: HTTPResponse
+    public var body: HTTPBody
+
+    public init(_ head: HTTPResponse, body: HTTPBody = .empty) {
+        self.head = head
+        self.body = body
+    }
+
+    public init(status: HTTPResponse.Status = .ok, headerFields: HTTPFields = [:], body: HTTPBody = .empty) {
+        self.head = HTTPResponse(status: status, headerFields: headerFields)
+        self.body = body
+    }
+}
+
+/// Settings of an ``HTTPServer``. The defaults follow common servers (Go's, NIO's).
+public struct HTTPServerConfiguration: Sendable {
+    /// Parser limits; a request over them gets 414, 431 or 413 and the connection closes.
+    public var limits: HTTPParserLimits
+    /// The whole request head must arrive within this, once its first byte has (slow
+    /// clients get 408 and a close).
+    public var headerTimeout: Duration?
+    /// An idle keep-alive connection is closed after this.
+    public var idleTimeout: Duration?
+    /// Each read of a request body must make progress within this (408 and a close).
+    public var bodyReadTimeout: Duration?
+    /// Each write of a response must complete within this (the connection closes).
+    public var writeTimeout: Duration?
+    /// Responses of pipelined requests are gathered and written together up to this many
+    /// bytes (and always before the server waits for more input).
+    public var flushThreshold: Int
+    /// Unread request body bytes the server reads and discards after the handler returns
+    /// to keep the connection; a longer rest closes the connection instead.
+    public var maxDrainBytes: Int
+
+    public init(
+        limits: HTTPParserLimits = HTTPParserLimits(maxBodyBytes: 16 << 20),
+        headerTimeout: Duration? = .seconds(10), idleTimeout: Duration? = .seconds(60),
+        bodyReadTimeout: Duration? = .seconds(30), writeTimeout: Duration? = .seconds(30),
+        flushThreshold: Int = 64 << 10, maxDrainBytes: Int = 256 << 10
+    ) {
+        self.limits = limits
+        self.headerTimeout = headerTimeout
+        self.idleTimeout = idleTimeout
+        self.bodyReadTimeout = bodyReadTimeout
+        self.writeTimeout = writeTimeout
+        self.flushThreshold = flushThreshold
+        self.maxDrainBytes = maxDrainBytes
+    }
+}
+
+/// An HTTP/1.1 server.
+///
+/// ```swift
+/// let server = try HTTPServer(address: SocketAddress("127.0.0.1:8080")) { request in
+///     HTTPServerResponse(status: .ok, body: "Hello, World!")
+/// }
+/// try await server.run()          // until server.shutdown(), or SIGTERM in a ServiceGroup
+/// ```
+/// With `blockingHandler:` each connection runs on a fiber and the handler may block
+/// (sockets, channels, sleeps) with no `await`.
+public final class HTTPServer: Sendable, Service {
+    public typealias Handler = @Sendable (HTTPServerRequest) async throws -> HTTPServerResponse
+    public typealias BlockingHandler = @Sendable (HTTPServerRequest) throws -> HTTPServerResponse
+
+    enum Kind: Sendable {
+        case async(Handler)
+        case blocking(BlockingHandler)
+    }
+
+    let listener: TCPListener
+    public let configuration: HTTPServerConfiguration
+    let kind: Kind
+    let registry = Mutex(Registry())
+    private let fibers = WaitGroup()
+
+    struct Registry: ~Copyable {
+        var draining = false
+        var nextID = 0
+        var open: [Int: Entry] = [:]
+        var accepted = 0
+    }
+
+    struct Entry {
+        let stream: TCPStream
+        var idle: Bool
+    }
+
+    /// Serves `handler` as tasks.
+    /// - Throws: ``SocketError`` from binding (address in use, …).
+    public init(address: SocketAddress, configuration: HTTPServerConfiguration = HTTPServerConfiguration(),
+                on runtime: Runtime? = nil, handler: @escaping Handler) throws {
+        listener = try TCPListener.bind(to: address, on: runtime)
+        self.configuration = configuration
+        kind = .async(handler)
+    }
+
+    /// Serves `blockingHandler` on a fiber per connection.
+    public init(address: SocketAddress, configuration: HTTPServerConfiguration = HTTPServerConfiguration(),
+                on runtime: Runtime? = nil, blockingHandler: @escaping BlockingHandler) throws {
+        listener = try TCPListener.bind(to: address, on: runtime)
+        self.configuration = configuration
+        kind = .blocking(blockingHandler)
+    }
+
+    /// The bound address (with the real port when bound to port 0).
+    public var localAddress: SocketAddress { listener.localAddress }
+
+    /// Connections accepted so far.
+    public var acceptedConnections: Int { registry.withLock { $0.accepted } }
+
+    /// Connections open now.
+    public var openConnections: Int { registry.withLock { $0.open.count } }
+
+    /// Serves until ``shutdown()`` (or a graceful shutdown of the `ServiceGroup` it runs
+    /// in, or cancellation of the calling task), then returns once every connection has
+    /// finished its request in flight.
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await serve()
+        } onGracefulShutdown: {
+            self.shutdown()
+        }
+    }
+
+    private func serve() async throws {
+        var failure: (any Error)?
+        await withDiscardingTaskGroup { group in
+            while true {
+                let stream: TCPStream
+                do {
+                    stream = try await listener.accept()
+                } catch {
+                    if !isDraining && !(error is CancellationError) { failure = error }
+                    shutdown()
+                    break
+                }
+                guard let id = register(stream) else { continue }
+                switch kind {
+                case .async(let handler):
+                    group.addTask(executorPreference: stream.runtime) {
+                        await ServerConnection(server: self, id: id, stream: stream).serve(handler)
+                    }
+                case .blocking(let handler):
+                    startFiber(id, stream, handler)
+                }
+            }
+        }
+        try await fibers.wait()
+        if let failure { throw failure }
+    }
+
+    /// Fiber/thread form of ``run()``: accepts on the calling fiber until ``shutdown()``.
+    @available(*, noasync, message: "this is the blocking form, for fibers; in async code use `try await server.run()`")
+    public func runBlocking() throws {
+        var failure: (any Error)?
+        while true {
+            let stream: TCPStream
+            do {
+                stream = try listener.accept()
+            } catch {
+                if !isDraining && !(error is CancellationError) { failure = error }
+                shutdown()
+                break
+            }
+            guard let id = register(stream) else { continue }
+            switch kind {
+            case .async(let handler):
+                fibers.add()
+                Task(executorPreference: stream.runtime) {
+                    await ServerConnection(server: self, id: id, stream: stream).serve(handler)
+                    self.fibers.done()
+                }
+            case .blocking(let handler):
+                startFiber(id, stream, handler)
+            }
+        }
+        try fibers.wait()
+        if let failure { throw failure }
+    }
+
+    private func startFiber(_ id: Int, _ stream: TCPStream, _ handler: @escaping BlockingHandler) {
+        fibers.add()
+        stream.runtime.spawnFiber(name: "http-conn") { [self] in
+            defer { fibers.done() }
+            ServerConnection(server: self, id: id, stream: stream).serveBlocking(handler)
+        }
+    }
+
+    /// Graceful shutdown: stop accepting, close idle connections, let requests in flight
+    /// finish (their responses say `Connection: close`). ``run()`` returns when all are done.
+    public func shutdown() {
+        let idle: [TCPStream] = registry.withLock { r in
+            r.draining = true
+            return r.open.values.filter(\.idle).map(\.stream)
+        }
+        listener.close()
+        for s in idle { s.close() }
+    }
+
+    var isDraining: Bool { registry.withLock { $0.draining } }
+
+    private func register(_ stream: TCPStream) -> Int? {
+        _ = try? stream.setNoDelay(true)
+        return registry.withLock { r -> Int? in
+            if r.draining { stream.close(); return nil }
+            r.accepted += 1
+            r.nextID += 1
+            r.open[r.nextID] = Entry(stream: stream, idle: true)
+            return r.nextID
+        }
+    }
+
+    /// A connection waits for its next request (true) or is working on one (false).
+    /// Returns false if the server is draining and the connection should close.
+    func setIdle(_ id: Int, _ idle: Bool) -> Bool {
+        registry.withLock { r in
+            r.open[id]?.idle = idle
+            return !r.draining
+        }
+    }
+
+    func unregister(_ id: Int) {
+        _ = registry.withLock { $0.open.removeValue(forKey: id) }
+    }
+}
