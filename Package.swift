@@ -22,6 +22,10 @@ let package = Package(
         // Foundation (no traits), and its Service conformance.
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0", traits: []),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // Tests only: SwiftNIO's HTTP/1 decoders (llhttp inside) judge the same inputs as
+        // SpindleHTTP's parser (Tests/SpindleHTTPDifferentialTests).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // The only C in the runtime: futex, thread-local slot, CPU affinity, and the
@@ -79,6 +83,28 @@ let package = Package(
         .testTarget(name: "SpindleTests", dependencies: ["Spindle", "CSpindle", "CSpindleTestSupport", "spindle-probe"]),
         // The bench's computations, and `spindle bench` run as a user runs it (a subprocess).
         .testTarget(name: "SpindleBenchTests", dependencies: ["SpindleBenchCore", "spindle"]),
+        // The HTTP parser, server and client, and against curl and Python's http modules.
+        .testTarget(
+            name: "SpindleHTTPTests",
+            dependencies: [
+                "SpindleHTTP", "Spindle",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The parser against llhttp (through SwiftNIO's decoders) on a corpus and on
+        // mutated inputs.
+        .testTarget(
+            name: "SpindleHTTPDifferentialTests",
+            dependencies: [
+                "SpindleHTTP",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

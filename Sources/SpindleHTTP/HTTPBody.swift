@@ -193,5 +193,6 @@ public final class HTTPIncomingBody: AsyncSequence, @unchecked Sendable {
 /// A body was longer than the caller allowed (``HTTPIncomingBody/collect(upTo:)-(Int)``).
 public struct HTTPBodyTooLarge: Error, Equatable, CustomStringConvertible {
     public let limit: Int
+    public init(limit: Int) { self.limit = limit }
     public var description: String { "HTTP body longer than the \(limit) bytes allowed" }
 }

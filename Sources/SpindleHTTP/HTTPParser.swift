@@ -232,6 +232,9 @@ public struct HTTPParser: Sendable {
             var start = 0
             while input.count - start >= 2 && input[start] == cr && input[start + 1] == lf { start += 2 }
             if start > 0 { return Step(event: nil, consumed: start) }
+            // A lone CR may be the start of another empty line: wait for its LF before
+            // deciding (scanning it as part of a head would make the split matter).
+            if input.count == 1 && input[0] == cr { return .needMore }
         }
         guard let end = findHeadEnd(input) else {
             try checkIncompleteHead(input)
