@@ -224,7 +224,9 @@ func runProgram(_ path: String, _ args: [String], stdin: [UInt8]? = nil) throws 
     let argv = ([path] + args).map { strdup($0) } + [nil]
     defer { for p in argv { free(p) } }
     var pid: pid_t = 0
-    let rc = posix_spawnp(&pid, path, &actions, nil, argv, environ)
+    var attr = cleanSpawnAttributes()
+    defer { posix_spawnattr_destroy(&attr) }
+    let rc = posix_spawnp(&pid, path, &actions, &attr, argv, environ)
     close(outPipe[1])
     close(inPipe[0])
     guard rc == 0 else {
@@ -248,7 +250,57 @@ func runProgram(_ path: String, _ args: [String], stdin: [UInt8]? = nil) throws 
 
 enum ProgramError: Error { case spawn(String, Int32) }
 
+/// Spawn attributes for a child with no blocked signals: a thread of this process may
+/// block some (Spindle's signal streams do), and a child inherits the mask, so a Python
+/// server would otherwise ignore the SIGTERM that stops it.
+func cleanSpawnAttributes() -> posix_spawnattr_t {
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attr, &none)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
+    return attr
+}
+
 /// Whether `name` is on PATH.
 func haveProgram(_ name: String) -> Bool {
     (try? runProgram("sh", ["-c", "command -v \(name)"]).status) == 0
+}
+
+/// A program running beside the test (Python's http.server): its first line of output,
+/// and a kill when done.
+final class BackgroundProcess: Sendable {
+    let pid: pid_t
+    let firstLine: String
+
+    init(_ path: String, _ args: [String]) throws {
+        var outPipe: [Int32] = [0, 0]
+        guard pipe(&outPipe) == 0 else { throw ProgramError.spawn(path, errno) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_addclose(&actions, outPipe[0])
+        let argv = ([path] + args).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        var attr = cleanSpawnAttributes()
+        defer { posix_spawnattr_destroy(&attr) }
+        let rc = posix_spawnp(&pid, path, &actions, &attr, argv, environ)
+        close(outPipe[1])
+        guard rc == 0 else { close(outPipe[0]); throw ProgramError.spawn(path, rc) }
+        self.pid = pid
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while read(outPipe[0], &byte, 1) == 1 && byte != 0x0A { line.append(byte) }
+        close(outPipe[0])
+        firstLine = String(decoding: line, as: UTF8.self)
+    }
+
+    func stop() {
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
 }
