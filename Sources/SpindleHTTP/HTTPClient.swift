@@ -8,7 +8,6 @@
 // dropped half-read closes its connection.
 import HTTPTypes
 import Spindle
-import Synchronization
 
 /// Settings of an ``HTTPClient``.
 public struct HTTPClientConfiguration: Sendable {
@@ -81,7 +80,7 @@ public struct HTTPClientResponse: Sendable {
 public final class HTTPClient: Sendable {
     public let configuration: HTTPClientConfiguration
     let runtime: Runtime?
-    let pool: Mutex<PoolState>
+    let pool: Lock<PoolState>
 
     struct PoolKey: Hashable, Sendable {
         let scheme: String
@@ -89,7 +88,7 @@ public final class HTTPClient: Sendable {
         let port: Int
     }
 
-    struct PoolState: ~Copyable {
+    struct PoolState {
         var hosts: [PoolKey: HostPool] = [:]
         var created = 0
         var closed = false
@@ -103,7 +102,7 @@ public final class HTTPClient: Sendable {
     public init(configuration: HTTPClientConfiguration = HTTPClientConfiguration(), on runtime: Runtime? = nil) {
         self.configuration = configuration
         self.runtime = runtime
-        pool = Mutex(PoolState())
+        pool = Lock(PoolState())
     }
 
     deinit { closeIdle() }

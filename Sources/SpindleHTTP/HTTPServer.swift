@@ -4,7 +4,6 @@
 import HTTPTypes
 import ServiceLifecycle
 import Spindle
-import Synchronization
 
 /// A received request: the head (HTTPTypes'), the version, and the body as it arrives.
 public struct HTTPServerRequest: Sendable {
@@ -89,10 +88,10 @@ public final class HTTPServer: Sendable, Service {
     let listener: TCPListener
     public let configuration: HTTPServerConfiguration
     let kind: Kind
-    let registry = Mutex(Registry())
+    let registry = Lock(Registry())
     private let fibers = WaitGroup()
 
-    struct Registry: ~Copyable {
+    struct Registry {
         var draining = false
         var nextID = 0
         var open: [Int: Entry] = [:]

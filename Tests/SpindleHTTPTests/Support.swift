@@ -102,7 +102,7 @@ final class TestServer: Sendable {
     let server: HTTPServer
     let gate = Gate()
     let finished = Atomic<Bool>(false)
-    let runError = Mutex<String?>(nil)
+    let runError = Lock<String?>(nil)
 
     init(_ mode: Mode, configuration: HTTPServerConfiguration = HTTPServerConfiguration(), workers: Int = 2) throws {
         runtime = try Runtime(flavor: .multiThread, workers: workers)
