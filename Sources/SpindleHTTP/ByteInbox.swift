@@ -16,7 +16,7 @@ final class ByteInbox {
 
     init(capacity: Int, maxCapacity: Int) {
         self.capacity = capacity
-        self.maxCapacity = max(capacity, maxCapacity)
+        self.maxCapacity = max(capacity, maxCapacity, Self.adaptiveLimit)
         base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
     }
 
@@ -46,6 +46,16 @@ final class ByteInbox {
     /// maximum (the caller's parser limit was not enforced: a head larger than the limits
     /// allow cannot fit, so this only happens with limits above `maxCapacity`).
     func room() -> UnsafeMutableRawBufferPointer? {
+        if start == end && growTo > capacity {
+            // Empty, and the last reads filled all the room they had: a bigger buffer
+            // means fewer reads for a large body (Netty's adaptive allocation, simply).
+            let b = UnsafeMutableRawPointer.allocate(byteCount: growTo, alignment: 16)
+            base.deallocate()
+            base = b
+            capacity = growTo
+            start = 0
+            end = 0
+        }
         if end == capacity {
             if start > 0 {
                 // SAFETY: moves the live bytes to the front; memmove semantics.
@@ -71,6 +81,18 @@ final class ByteInbox {
     /// `n` bytes were written into ``room()``.
     func commit(_ n: Int) { end += n }
 
+    /// Capacity to grow to when next empty (0: stay).
+    private var growTo = 0
+    /// Reads larger than this gain little from a bigger buffer.
+    static let adaptiveLimit = 64 << 10
+
+    /// After a read that was offered `offered` bytes and got `got`.
+    private func adapt(offered: Int, got: Int) {
+        if got == offered && capacity < min(maxCapacity, Self.adaptiveLimit) {
+            growTo = min(capacity * 2, Self.adaptiveLimit, maxCapacity)
+        }
+    }
+
     /// Appends bytes (tests and the client's replays).
     func append(_ data: UnsafeRawBufferPointer) {
         var offset = 0
@@ -89,6 +111,7 @@ final class ByteInbox {
         guard let r = room() else { throw HTTPInboxFull() }
         let n = try await socket.read(into: r, timeout: timeout)
         commit(n)
+        adapt(offered: r.count, got: n)
         return n
     }
 
@@ -98,6 +121,7 @@ final class ByteInbox {
         guard let r = room() else { throw HTTPInboxFull() }
         let n = try socket.read(into: r, timeout: timeout)
         commit(n)
+        adapt(offered: r.count, got: n)
         return n
     }
 }

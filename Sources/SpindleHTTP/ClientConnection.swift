@@ -14,7 +14,7 @@ final class ClientConnection: @unchecked Sendable {
 
     init(stream: TCPStream, limits: HTTPParserLimits) {
         self.stream = stream
-        inbox = ByteInbox(capacity: 4096, maxCapacity: limits.maxStartLineBytes + limits.maxHeaderBytes + (16 << 10))
+        inbox = ByteInbox(capacity: 1024, maxCapacity: limits.maxStartLineBytes + limits.maxHeaderBytes + (16 << 10))
         parser = HTTPParser(kind: .response, limits: limits)
     }
 }

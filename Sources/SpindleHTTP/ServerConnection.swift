@@ -33,7 +33,7 @@ final class ServerConnection: HTTPBodySource {
         self.stream = stream
         config = server.configuration
         let limits = config.limits
-        inbox = ByteInbox(capacity: 4096, maxCapacity: limits.maxStartLineBytes + limits.maxHeaderBytes + 4096)
+        inbox = ByteInbox(capacity: 2048, maxCapacity: limits.maxStartLineBytes + limits.maxHeaderBytes + 4096)
         parser = HTTPParser(kind: .request, limits: limits)
         peer = stream.peerAddress
     }
