@@ -138,6 +138,13 @@ public final class HTTPIncomingBody: AsyncSequence, @unchecked Sendable {
         self.ended = source == nil
     }
 
+    /// The body of a message without one (shared: reading it changes nothing).
+    static let none = HTTPIncomingBody(source: nil)
+
+    static func of(_ source: HTTPBodySource?) -> HTTPIncomingBody {
+        source.map { HTTPIncomingBody(source: $0) } ?? none
+    }
+
     /// Trailer fields, once the body has been read to its end.
     public var trailers: HTTPFields? { source?.trailers }
 

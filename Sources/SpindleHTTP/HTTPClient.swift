@@ -157,7 +157,7 @@ public final class HTTPClient: Sendable {
                 plan = next
                 continue
             }
-            return HTTPClientResponse(head: head, url: plan.url, body: HTTPIncomingBody(source: exchange.bodySource))
+            return HTTPClientResponse(head: head, url: plan.url, body: .of(exchange.bodySource))
         }
     }
 
@@ -227,7 +227,7 @@ public final class HTTPClient: Sendable {
                 plan = next
                 continue
             }
-            return HTTPClientResponse(head: head, url: plan.url, body: HTTPIncomingBody(source: exchange.bodySource))
+            return HTTPClientResponse(head: head, url: plan.url, body: .of(exchange.bodySource))
         }
     }
 

@@ -4,6 +4,7 @@
 import HTTPTypes
 import ServiceLifecycle
 import Spindle
+import Synchronization
 
 /// A received request: the head (HTTPTypes'), the version, and the body as it arrives.
 public struct HTTPServerRequest: Sendable {
@@ -91,8 +92,10 @@ public final class HTTPServer: Sendable, Service {
     let registry = Lock(Registry())
     private let fibers = WaitGroup()
 
+    /// Set once by ``shutdown()``; read by connections without a lock.
+    let draining = Atomic<Bool>(false)
+
     struct Registry {
-        var draining = false
         var nextID = 0
         var open: [Int: Entry] = [:]
         var accepted = 0
@@ -100,7 +103,17 @@ public final class HTTPServer: Sendable, Service {
 
     struct Entry {
         let stream: TCPStream
-        var idle: Bool
+        let state: ConnectionState
+    }
+
+    /// A connection's phase as shutdown sees it, changed without the registry's lock
+    /// (so a request costs no lock): busy, idle (waiting for a request), or closed by
+    /// shutdown. The idle → busy and idle → closed moves are compare-and-swaps, so a
+    /// connection that has started a request is never closed under it, and one that
+    /// shutdown closed knows it.
+    final class ConnectionState: Sendable {
+        static let busy: UInt8 = 0, idle: UInt8 = 1, closedByShutdown: UInt8 = 2
+        let phase = Atomic<UInt8>(ConnectionState.idle)
     }
 
     /// Serves `handler` as tasks.
@@ -152,14 +165,22 @@ public final class HTTPServer: Sendable, Service {
                     shutdown()
                     break
                 }
-                guard let id = register(stream) else { continue }
+                guard let (id, state) = register(stream) else { continue }
                 switch kind {
                 case .async(let handler):
-                    group.addTask(executorPreference: stream.runtime) {
-                        await ServerConnection(server: self, id: id, stream: stream).serve(handler)
+                    if stream.runtime === Runtime.global {
+                        // Spindle is Swift's executor: a preference would only cost a
+                        // lookup in every suspension (seen in profiles).
+                        group.addTask {
+                            await ServerConnection(server: self, id: id, state: state, stream: stream).serve(handler)
+                        }
+                    } else {
+                        group.addTask(executorPreference: stream.runtime) {
+                            await ServerConnection(server: self, id: id, state: state, stream: stream).serve(handler)
+                        }
                     }
                 case .blocking(let handler):
-                    startFiber(id, stream, handler)
+                    startFiber(id, state, stream, handler)
                 }
             }
         }
@@ -180,61 +201,59 @@ public final class HTTPServer: Sendable, Service {
                 shutdown()
                 break
             }
-            guard let id = register(stream) else { continue }
+            guard let (id, state) = register(stream) else { continue }
             switch kind {
             case .async(let handler):
                 fibers.add()
                 Task(executorPreference: stream.runtime) {
-                    await ServerConnection(server: self, id: id, stream: stream).serve(handler)
+                    await ServerConnection(server: self, id: id, state: state, stream: stream).serve(handler)
                     self.fibers.done()
                 }
             case .blocking(let handler):
-                startFiber(id, stream, handler)
+                startFiber(id, state, stream, handler)
             }
         }
         try fibers.wait()
         if let failure { throw failure }
     }
 
-    private func startFiber(_ id: Int, _ stream: TCPStream, _ handler: @escaping BlockingHandler) {
+    private func startFiber(_ id: Int, _ state: ConnectionState, _ stream: TCPStream, _ handler: @escaping BlockingHandler) {
         fibers.add()
         stream.runtime.spawnFiber(name: "http-conn") { [self] in
             defer { fibers.done() }
-            ServerConnection(server: self, id: id, stream: stream).serveBlocking(handler)
+            ServerConnection(server: self, id: id, state: state, stream: stream).serveBlocking(handler)
         }
     }
 
     /// Graceful shutdown: stop accepting, close idle connections, let requests in flight
     /// finish (their responses say `Connection: close`). ``run()`` returns when all are done.
     public func shutdown() {
+        draining.store(true, ordering: .sequentiallyConsistent)
         let idle: [TCPStream] = registry.withLock { r in
-            r.draining = true
-            return r.open.values.filter(\.idle).map(\.stream)
+            r.open.values.filter {
+                $0.state.phase.compareExchange(expected: ConnectionState.idle, desired: ConnectionState.closedByShutdown,
+                                               ordering: .sequentiallyConsistent).exchanged
+            }.map(\.stream)
         }
         listener.close()
         for s in idle { s.close() }
     }
 
-    var isDraining: Bool { registry.withLock { $0.draining } }
+    var isDraining: Bool { draining.load(ordering: .sequentiallyConsistent) }
 
-    private func register(_ stream: TCPStream) -> Int? {
+    private func register(_ stream: TCPStream) -> (Int, ConnectionState)? {
         _ = try? stream.setNoDelay(true)
-        return registry.withLock { r -> Int? in
-            if r.draining { stream.close(); return nil }
+        let state = ConnectionState()
+        let id = registry.withLock { r -> Int in
             r.accepted += 1
             r.nextID += 1
-            r.open[r.nextID] = Entry(stream: stream, idle: true)
+            r.open[r.nextID] = Entry(stream: stream, state: state)
             return r.nextID
         }
-    }
-
-    /// A connection waits for its next request (true) or is working on one (false).
-    /// Returns false if the server is draining and the connection should close.
-    func setIdle(_ id: Int, _ idle: Bool) -> Bool {
-        registry.withLock { r in
-            r.open[id]?.idle = idle
-            return !r.draining
-        }
+        // After the entry is visible: a shutdown that began before it either saw it (and
+        // closes it, it is idle) or set `draining` first, seen here.
+        if isDraining { stream.close() }
+        return (id, state)
     }
 
     func unregister(_ id: Int) {

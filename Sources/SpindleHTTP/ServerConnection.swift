@@ -13,6 +13,7 @@ import Spindle
 final class ServerConnection: HTTPBodySource {
     let server: HTTPServer
     let id: Int
+    let state: HTTPServer.ConnectionState
     let stream: TCPStream
     let config: HTTPServerConfiguration
     let inbox: ByteInbox
@@ -27,9 +28,10 @@ final class ServerConnection: HTTPBodySource {
     var continuePending = false
     var trailers: HTTPFields?
 
-    init(server: HTTPServer, id: Int, stream: TCPStream) {
+    init(server: HTTPServer, id: Int, state: HTTPServer.ConnectionState, stream: TCPStream) {
         self.server = server
         self.id = id
+        self.state = state
         self.stream = stream
         config = server.configuration
         let limits = config.limits
@@ -166,10 +168,22 @@ final class ServerConnection: HTTPBodySource {
         continuePending = info.expectsContinue && info.framing != .none
         trailers = nil
         return HTTPServerRequest(head: head, minorVersion: info.minorVersion,
-                                 body: HTTPIncomingBody(source: info.framing == .none ? nil : self), remoteAddress: peer)
+                                 body: .of(info.framing == .none ? nil : self), remoteAddress: peer)
     }
 
     var bodyUnread: Bool { if case .reading = bodyState { return true } else { return false } }
+
+    /// About to wait for a request: idle, unless the server is draining (then close).
+    func enterIdle() -> Bool {
+        state.phase.store(HTTPServer.ConnectionState.idle, ordering: .sequentiallyConsistent)
+        return !server.isDraining
+    }
+
+    /// Bytes arrived: busy again, unless shutdown has closed this connection meanwhile.
+    func leaveIdle() -> Bool {
+        state.phase.compareExchange(expected: HTTPServer.ConnectionState.idle, desired: HTTPServer.ConnectionState.busy,
+                                    ordering: .sequentiallyConsistent).exchanged
+    }
 
     /// The time left until `deadline`, at least a nanosecond (zero would mean "poll").
     static func left(_ deadline: ContinuousClock.Instant?) -> Duration? {
@@ -241,7 +255,7 @@ final class ServerConnection: HTTPBodySource {
             }
             try await flush()
             let idle = inbox.isEmpty && parser.isIdle
-            if idle && !server.setIdle(id, true) { return nil }
+            if idle && !enterIdle() { return nil }
             if !idle && deadline == nil { deadline = config.headerTimeout.map { .now + $0 } }
             let n: Int
             do {
@@ -256,7 +270,7 @@ final class ServerConnection: HTTPBodySource {
                 try await refuseAndLinger()
                 return nil
             }
-            if idle { _ = server.setIdle(id, false) }
+            if idle && !leaveIdle() { return nil }
             if n == 0 { return nil }
             if deadline == nil { deadline = config.headerTimeout.map { .now + $0 } }
         }
@@ -380,7 +394,7 @@ final class ServerConnection: HTTPBodySource {
             }
             try flushBlocking()
             let idle = inbox.isEmpty && parser.isIdle
-            if idle && !server.setIdle(id, true) { return nil }
+            if idle && !enterIdle() { return nil }
             if !idle && deadline == nil { deadline = config.headerTimeout.map { .now + $0 } }
             let n: Int
             do {
@@ -395,7 +409,7 @@ final class ServerConnection: HTTPBodySource {
                 try refuseAndLingerBlocking()
                 return nil
             }
-            if idle { _ = server.setIdle(id, false) }
+            if idle && !leaveIdle() { return nil }
             if n == 0 { return nil }
             if deadline == nil { deadline = config.headerTimeout.map { .now + $0 } }
         }
