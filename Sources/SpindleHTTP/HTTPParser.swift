@@ -522,17 +522,17 @@ public struct HTTPParser: Sendable {
             return .needMore
         }
         if digits == 0 { throw .invalidChunk("no chunk size") }
-        // Extensions: BWS ";" ... up to CRLF, with no control bytes but HTAB.
+        // Extensions: BWS ";" ... up to CRLF, with no control bytes but HTAB. The checks
+        // run in input order, so a refusal says the same whatever bytes have arrived.
+        var k = i
+        while k < input.count && (input[k] == sp || input[k] == htab) { k += 1 }
+        if k < input.count && input[k] != 0x3B && input[k] != cr { throw .invalidChunk("junk after the chunk size") }
+        if k > i && k < input.count && input[k] == cr { throw .invalidChunk("junk after the chunk size") }
         var j = i
         while j < input.count && input[j] != cr && input[j] != lf {
             let b = input[j]
             if b < 0x20 && b != htab || b == 0x7F { throw .invalidChunk("a control byte in a chunk extension") }
             j += 1
-        }
-        if j > i {
-            var k = i
-            while k < j && (input[k] == sp || input[k] == htab) { k += 1 }
-            if k == j || input[k] != 0x3B { throw .invalidChunk("junk after the chunk size") }
         }
         if j - i > 4096 { throw .invalidChunk("chunk extensions longer than 4096 bytes") }
         if j + 1 >= input.count {

@@ -142,6 +142,9 @@ func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFF\r\n", 400),
         ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5 junk\r\n", 400),
         ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n", 400),
+        // Found by the fuzzer: junk, then a control byte, after a chunk size gave a
+        // different refusal depending on where the input was split.
+        ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5er-x\u{2}\u{2}\r\n", 400),
     ])
     func malformedRequestsAreRefused(text: String, status: Int) {
         let r = parse(.request, bytes(text))
