@@ -287,7 +287,8 @@ public struct HTTPParser: Sendable {
 
     /// An incomplete head already over a limit is refused now, not when it completes.
     private func checkIncompleteHead(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) {
-        if input.count <= limits.maxStartLineBytes { return }
+        // A start line at the limit may have its CR here and its LF still to come.
+        if input.count <= limits.maxStartLineBytes + 1 { return }
         var firstLineEnd: Int?
         for i in 0..<min(input.count, limits.maxStartLineBytes + 2) where input[i] == lf { firstLineEnd = i; break }
         guard let lineEnd = firstLineEnd else { throw .startLineTooLong(limit: limits.maxStartLineBytes) }
@@ -298,6 +299,7 @@ public struct HTTPParser: Sendable {
         var contentLength: Int?
         var contentLengthCount = 0
         var transferEncodings: [String] = []
+        var transferEncodingFields = 0
         var connectionClose = false
         var connectionKeepAlive = false
         var expect: String?
@@ -355,8 +357,11 @@ public struct HTTPParser: Sendable {
             facts.contentLengthCount += 1
             facts.contentLength = Self.decimal(field.value)
         case .transferEncoding:
+            facts.transferEncodingFields += 1
+            // Empty list elements do not count (RFC 9110 §5.6.1): "chunked, " is chunked.
             for coding in field.value.split(separator: ",") {
-                facts.transferEncodings.append(trimmedLowercase(coding))
+                let c = trimmedLowercase(coding)
+                if !c.isEmpty { facts.transferEncodings.append(c) }
             }
         case .connection:
             for token in field.value.split(separator: ",") {
@@ -417,14 +422,19 @@ public struct HTTPParser: Sendable {
         while j < line.upperBound && head[j] > 0x20 && head[j] < 0x7F { j += 1 }
         if j == targetStart { throw .invalidStartLine("no request target") }
         if j == line.upperBound || head[j] != sp { throw .invalidStartLine("the request target has a byte that is not visible ASCII, or no version follows") }
-        let target = String(decoding: UnsafeRawBufferPointer(rebasing: head[targetStart..<j]), as: UTF8.self)
+        let targetBytes = UnsafeRawBufferPointer(rebasing: head[targetStart..<j])
+        let target = String(decoding: targetBytes, as: UTF8.self)
         let minor = try version(head, (j + 1)..<line.upperBound)
         guard let m = HTTPRequest.Method(method) else { throw .invalidStartLine("method \(method)") }
+        let targetAuthority = try Self.checkTarget(targetBytes, method: m)
         if facts.hostCount > 1 { throw .conflictingFraming("more than one Host field") }
         if facts.hostCount == 0 && minor == 1 { throw .invalidStartLine("an HTTP/1.1 request without a Host field") }
+        if let host = facts.host, !host.utf8.allSatisfy(isAuthorityByte) {
+            throw .invalidStartLine("the Host field is not a host[:port]")
+        }
 
         let framing: HTTPBodyFraming
-        if !facts.transferEncodings.isEmpty {
+        if facts.transferEncodingFields > 0 {
             if facts.contentLengthCount > 0 { throw .conflictingFraming("both Transfer-Encoding and Content-Length") }
             if minor == 0 { throw .conflictingFraming("Transfer-Encoding in an HTTP/1.0 request") }
             guard facts.transferEncodings.last == "chunked" else {
@@ -440,7 +450,8 @@ public struct HTTPParser: Sendable {
             framing = .none
         }
         let keepAlive = minor == 1 ? !facts.connectionClose : (facts.connectionKeepAlive && !facts.connectionClose)
-        var request = HTTPRequest(method: m, scheme: nil, authority: facts.host, path: target)
+        // An absolute-form target names the authority; Host is then ignored (RFC 9112 §3.2.2).
+        var request = HTTPRequest(method: m, scheme: nil, authority: targetAuthority ?? facts.host, path: target)
         request.headerFields = fields
         let expect = facts.expect
         let info = HTTPHeadInfo(minorVersion: minor, keepAlive: keepAlive, framing: framing,
@@ -475,7 +486,7 @@ public struct HTTPParser: Sendable {
         let framing: HTTPBodyFraming
         if (100..<200).contains(code) || code == 204 || code == 304 || nextResponseIsToHEAD {
             framing = .none
-        } else if !facts.transferEncodings.isEmpty {
+        } else if facts.transferEncodingFields > 0 {
             if facts.contentLengthCount > 0 { throw .conflictingFraming("both Transfer-Encoding and Content-Length") }
             framing = facts.transferEncodings.last == "chunked" ? .chunked : .untilClose
         } else if let n = try contentLength(facts, head) {
@@ -489,6 +500,35 @@ public struct HTTPParser: Sendable {
         let info = HTTPHeadInfo(minorVersion: minor, keepAlive: keepAlive, framing: framing,
                                 expectsContinue: false, unsupportedExpectation: false)
         return (response, info)
+    }
+
+    /// The request target is one of RFC 9112 §3.2's four forms, of URI characters only:
+    /// origin-form ("/path?query"), absolute-form ("scheme://authority/path"),
+    /// authority-form ("host:port", CONNECT only), asterisk-form ("*", OPTIONS only).
+    /// Returns the authority of an absolute-form target.
+    static func checkTarget(_ t: UnsafeRawBufferPointer, method: HTTPRequest.Method) throws(HTTPParseError) -> String? {
+        if !t.allSatisfy(isTargetByte) { throw .invalidStartLine("the request target has a character URIs do not allow") }
+        if t.count == 1 && t[0] == 0x2A {
+            if method != .options { throw .invalidStartLine("the asterisk target is only for OPTIONS") }
+            return nil
+        }
+        if t[0] == 0x2F { return nil }   // origin-form
+        if method == .connect {
+            if t.allSatisfy(isAuthorityByte) && t.contains(colonByte) { return nil }
+            throw .invalidStartLine("CONNECT needs a host:port target")
+        }
+        // absolute-form: scheme ":" "//" authority path-abempty [ "?" query ]
+        var i = 0
+        while i < t.count && (isAlpha(t[i]) || i > 0 && (isDigit(t[i]) || t[i] == 0x2B || t[i] == 0x2D || t[i] == 0x2E)) { i += 1 }
+        guard i > 0, i + 2 < t.count, t[i] == colonByte, t[i + 1] == 0x2F, t[i + 2] == 0x2F else {
+            throw .invalidStartLine("the request target is neither a path nor an absolute URI")
+        }
+        let start = i + 3
+        var end = start
+        while end < t.count && t[end] != 0x2F && t[end] != 0x3F { end += 1 }
+        let authority = UnsafeRawBufferPointer(rebasing: t[start..<end])
+        if authority.isEmpty || !authority.allSatisfy(isAuthorityByte) { throw .invalidStartLine("the request target's authority is malformed") }
+        return String(decoding: authority, as: UTF8.self)
     }
 
     /// "HTTP/1.0" or "HTTP/1.1" exactly; the minor version.
@@ -540,6 +580,7 @@ public struct HTTPParser: Sendable {
             return .needMore
         }
         guard input[j] == cr, input[j + 1] == lf else { throw .invalidChunk("chunk size line not ended by CRLF") }
+        if j > i { try Self.checkChunkExtensions(UnsafeRawBufferPointer(rebasing: input[i..<j])) }
         let consumed = j + 2
         if size == 0 {
             state = .trailers
@@ -549,6 +590,43 @@ public struct HTTPParser: Sendable {
         try countBody(size)
         state = .chunkData(remaining: size)
         return Step(event: nil, consumed: consumed)
+    }
+
+    /// chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ), ext-name a token,
+    /// ext-val a token or a quoted-string (RFC 9112 §7.1.1).
+    static func checkChunkExtensions(_ e: UnsafeRawBufferPointer) throws(HTTPParseError) {
+        var i = 0
+        func skipBWS() { while i < e.count && (e[i] == sp || e[i] == htab) { i += 1 } }
+        func token() -> Bool {
+            let s = i
+            while i < e.count && isTokenByte(e[i]) { i += 1 }
+            return i > s
+        }
+        while true {
+            skipBWS()
+            if i == e.count { return }
+            guard e[i] == 0x3B else { throw .invalidChunk("junk after the chunk size") }
+            i += 1
+            skipBWS()
+            guard token() else { throw .invalidChunk("a chunk extension without a name") }
+            skipBWS()
+            if i < e.count && e[i] == 0x3D {
+                i += 1
+                skipBWS()
+                if i < e.count && e[i] == 0x22 {
+                    i += 1
+                    var closed = false
+                    while i < e.count {
+                        if e[i] == 0x5C { i += 2; continue }
+                        if e[i] == 0x22 { closed = true; i += 1; break }
+                        i += 1
+                    }
+                    if !closed || i > e.count { throw .invalidChunk("an unterminated quoted chunk extension value") }
+                } else if !token() {
+                    throw .invalidChunk("a chunk extension value that is neither a token nor a quoted string")
+                }
+            }
+        }
     }
 
     private mutating func parseTrailers(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) -> Step {
@@ -606,6 +684,30 @@ let tokenTable: [Bool] = (0..<256).map { (i: Int) -> Bool in
     default: return "!#$%&'*+-.^_`|~".utf8.contains(b)
     }
 }
+
+/// Characters of a request target: RFC 3986's unreserved, sub-delims, ":", "@", "/",
+/// "?", "%" (percent-encoding), and "[" "]" (IPv6 literals).
+let targetTable: [Bool] = (0..<256).map { (i: Int) -> Bool in
+    let b = UInt8(i)
+    switch b {
+    case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
+    default: return "-._~!$&'()*+,;=:@/?%[]".utf8.contains(b)
+    }
+}
+
+/// Characters of a Host value or an authority: host (reg-name, IPv4, IP-literal) and port.
+let authorityTable: [Bool] = (0..<256).map { (i: Int) -> Bool in
+    let b = UInt8(i)
+    switch b {
+    case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
+    default: return "-._~!$&'()*+,;=:%[]".utf8.contains(b)
+    }
+}
+
+@inline(__always) func isTargetByte(_ b: UInt8) -> Bool { targetTable[Int(b)] }
+@inline(__always) func isAuthorityByte(_ b: UInt8) -> Bool { authorityTable[Int(b)] }
+@inline(__always) func isAlpha(_ b: UInt8) -> Bool { (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) }
+@inline(__always) func isDigit(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) }
 
 @inline(__always)
 func hexValue(_ b: UInt8) -> Int? {
