@@ -78,6 +78,7 @@ let package = Package(
         .executableTarget(name: "echo-client", dependencies: ["Spindle"], path: "Examples/EchoClient"),
         // An HTTP server (tasks or fibers) and the defining document's 1,000 concurrent fetches.
         .executableTarget(name: "http-server", dependencies: ["Spindle", "SpindleHTTP"], path: "Examples/HTTPServer"),
+        .executableTarget(name: "FetchMany", dependencies: ["Spindle", "SpindleHTTP"], path: "Examples/FetchMany"),
         // C helpers the fiber-switch tests need (pinning registers across a switch).
         .target(name: "CSpindleTestSupport", dependencies: ["CSpindle"]),
         .testTarget(name: "SpindleTests", dependencies: ["Spindle", "CSpindle", "CSpindleTestSupport", "spindle-probe"]),

@@ -137,16 +137,39 @@ func readRequestHead(_ conn: TCPStream) async throws -> String? {
         await #expect(throws: HTTPClientError.requestTimedOut(.milliseconds(150))) { _ = try await deadlined.get(server.url + "/head") }
         let r2 = try await deadlined.get(server.url + "/body")
         await #expect(throws: HTTPClientError.requestTimedOut(.milliseconds(150))) { _ = try await r2.body.collect(upTo: 100) }
-        // Connect timeout: a listener that never accepts still completes the handshake, so
-        // the connect timeout is checked on the refused/unreachable path instead.
+        // Nothing listens: refused at once, not after a timeout.
         let closedPort = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
         let deadPort = closedPort.localAddress.port!
         closedPort.close()
-        await #expect(throws: SocketError.self) { _ = try await readLimited.get("http://127.0.0.1:\(deadPort)/") }
+        await #expect(throws: SocketError.connectionRefused(try SocketAddress("127.0.0.1:\(deadPort)"))) {
+            _ = try await readLimited.get("http://127.0.0.1:\(deadPort)/")
+        }
         release.release(count: 10)
         server.stop()
         readLimited.shutdown()
         deadlined.shutdown()
+    }
+
+    /// A listener whose accept queue is full and that never accepts: the kernel drops
+    /// further handshakes, so a connect waits until its timeout.
+    @Test func connectTimeout() async throws {
+        let rt = try Runtime(flavor: .multiThread, workers: 2)
+        defer { rt.shutdown() }
+        let full = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), backlog: 0, on: rt)
+        defer { full.close() }
+        let port = full.localAddress.port!
+        var fillers: [TCPStream] = []
+        for _ in 0..<8 {
+            if let s = try? await TCPStream.connect(host: "127.0.0.1", port: port, timeout: .milliseconds(100), on: rt) { fillers.append(s) }
+        }
+        let client = HTTPClient(configuration: HTTPClientConfiguration(connectTimeout: .milliseconds(150), readTimeout: .seconds(5)), on: rt)
+        await #expect(throws: SocketError.timedOut) { _ = try await client.get("http://127.0.0.1:\(port)/") }
+        let fromFiber = try await rt.spawnFiber { () -> String in
+            do { _ = try client.get("http://127.0.0.1:\(port)/"); return "connected" } catch { return "\(error)" }
+        }.value
+        #expect(fromFiber == "\(SocketError.timedOut)")
+        for f in fillers { f.close() }
+        client.shutdown()
     }
 
     @Test func bodiesOfEveryKind() async throws {
