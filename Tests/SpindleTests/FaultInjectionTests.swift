@@ -13,8 +13,12 @@ import Glibc
 #endif
 
 private let seed: UInt64 = {
-    if let s = getenv("SPINDLE_FAULT_SEED"), let v = UInt64(String(cString: s)) { return v }
-    return UInt64.random(in: 1...UInt64.max)
+    let v: UInt64
+    if let s = getenv("SPINDLE_FAULT_SEED"), let n = UInt64(String(cString: s)) { v = n } else { v = UInt64.random(in: 1...UInt64.max) }
+    // Printed on every run, not only in failure messages: a run that passes but is slow
+    // (seen once under TSan: one case took 669 s instead of ~6 s) can then be replayed.
+    print("FaultInjectionTests: seed \(v) (SPINDLE_FAULT_SEED=\(v) replays it)")
+    return v
 }()
 
 /// How one connection of a workload ended.
