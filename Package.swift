@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "SpindleAutoInstall", targets: ["SpindleAutoInstall"]),
         // HTTP/1.1 server and client on Spindle's sockets, for tasks and fibers.
         .library(name: "SpindleHTTP", targets: ["SpindleHTTP"]),
+        // TLS on Spindle's TCP streams, with the system's OpenSSL 3.
+        .library(name: "SpindleTLS", targets: ["SpindleTLS"]),
         .executable(name: "spindle", targets: ["spindle"]),
     ],
     dependencies: [
@@ -38,6 +40,11 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // The system's OpenSSL 3 (libssl-dev), found through pkg-config.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // TLS on Spindle's TCP streams (TLSStream, client and server contexts). Builds on
+        // Spindle; Spindle knows nothing of it.
+        .target(name: "SpindleTLS", dependencies: ["Spindle", "COpenSSL"]),
         // HTTP/1.1 on Spindle: the parser, the server, the client. Builds on Spindle;
         // Spindle knows nothing of it.
         .target(
@@ -85,10 +92,18 @@ let package = Package(
         // The bench's computations, and `spindle bench` run as a user runs it (a subprocess).
         .testTarget(name: "SpindleBenchTests", dependencies: ["SpindleBenchCore", "spindle"]),
         // The HTTP parser, server and client, and against curl and Python's http modules.
+        // What the HTTP and TLS tests share: running curl, python3 and openssl beside them.
+        .target(name: "SpindleTestTools", path: "Tests/SpindleTestTools"),
+        // TLSStream against openssl s_server / s_client and Python's ssl module.
+        .testTarget(
+            name: "SpindleTLSTests",
+            dependencies: ["SpindleTLS", "Spindle", "SpindleTestTools", "CSpindleTestSupport"],
+            exclude: ["make-pki.sh"]
+        ),
         .testTarget(
             name: "SpindleHTTPTests",
             dependencies: [
-                "SpindleHTTP", "Spindle",
+                "SpindleHTTP", "Spindle", "SpindleTestTools",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

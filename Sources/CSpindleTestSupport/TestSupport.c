@@ -134,3 +134,6 @@ int spindle_test_asan_fake_stacks(void) {
     return 0;
 #endif
 }
+
+#include <malloc.h>
+unsigned long spindle_test_heap_in_use(void) { return (unsigned long)mallinfo2().uordblks; }

@@ -2,6 +2,7 @@ import HTTPTypes
 import Spindle
 import SpindleHTTP
 import Synchronization
+import SpindleTestTools
 import Testing
 
 /// A server that runs a script per connection (for what a correct server never does:

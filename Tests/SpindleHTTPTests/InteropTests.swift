@@ -1,6 +1,7 @@
 import HTTPTypes
 import Spindle
 import SpindleHTTP
+import SpindleTestTools
 import Testing
 
 /// Against software nobody here wrote: curl and Python's http.client as clients of

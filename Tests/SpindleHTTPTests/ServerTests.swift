@@ -4,6 +4,7 @@ import ServiceLifecycle
 import Spindle
 import SpindleHTTP
 import Synchronization
+import SpindleTestTools
 import Testing
 
 @Suite(.serialized) struct ServerTests {

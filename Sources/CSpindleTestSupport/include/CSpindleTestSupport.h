@@ -19,6 +19,10 @@ void spindle_test_set_round(int mode);
 int spindle_test_round_upward(void);
 int spindle_test_round_nearest(void);
 
+/// Bytes of glibc's heap in use now (mallinfo2's uordblks); 0 under a sanitizer, whose
+/// allocator is not glibc's.
+unsigned long spindle_test_heap_in_use(void);
+
 /// A fiber body that suspends `*(int *)arg` times, incrementing a shared counter, then exits.
 void spindle_test_counting_fiber(void *_Nullable arg);
 /// The counter the counting fiber bumps (thread-local: each test thread has its own).
