@@ -51,6 +51,7 @@ let package = Package(
             name: "SpindleHTTP",
             dependencies: [
                 "Spindle",
+                "SpindleTLS",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -71,6 +72,7 @@ let package = Package(
                 "CSpindleBench",
                 "SpindleBenchCore",
                 "SpindleHTTP",
+                "SpindleTLS",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
@@ -84,7 +86,7 @@ let package = Package(
         .executableTarget(name: "echo-server", dependencies: ["Spindle"], path: "Examples/EchoServer"),
         .executableTarget(name: "echo-client", dependencies: ["Spindle"], path: "Examples/EchoClient"),
         // An HTTP server (tasks or fibers) and the defining document's 1,000 concurrent fetches.
-        .executableTarget(name: "http-server", dependencies: ["Spindle", "SpindleHTTP"], path: "Examples/HTTPServer"),
+        .executableTarget(name: "http-server", dependencies: ["Spindle", "SpindleHTTP", "SpindleTLS"], path: "Examples/HTTPServer"),
         .executableTarget(name: "FetchMany", dependencies: ["Spindle", "SpindleHTTP"], path: "Examples/FetchMany"),
         // C helpers the fiber-switch tests need (pinning registers across a switch).
         .target(name: "CSpindleTestSupport", dependencies: ["CSpindle"]),
@@ -103,7 +105,7 @@ let package = Package(
         .testTarget(
             name: "SpindleHTTPTests",
             dependencies: [
-                "SpindleHTTP", "Spindle", "SpindleTestTools",
+                "SpindleHTTP", "SpindleTLS", "Spindle", "SpindleTestTools",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -6,15 +6,19 @@
 //   GET /stream  a chunked body in 4 pieces
 //
 //   swift run -c release http-server --port 8080 --mode async --workers 1
+//   swift run -c release http-server --tls-cert cert.pem --tls-key key.pem   (HTTPS)
 // Stops on SIGINT or SIGTERM (graceful: requests in flight finish).
 import HTTPTypes
 import Spindle
 import SpindleHTTP
+import SpindleTLS
 
 var port = 8080
 var mode = "async"
 var workers: Int?
 var host = "127.0.0.1"
+var tlsCert: String?
+var tlsKey: String?
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
     switch a {
@@ -22,14 +26,25 @@ while let a = args.popFirst() {
     case "--mode": mode = args.popFirst() ?? mode
     case "--workers": workers = Int(args.popFirst() ?? "")
     case "--host": host = args.popFirst() ?? host
+    case "--tls-cert": tlsCert = args.popFirst()
+    case "--tls-key": tlsKey = args.popFirst()
     default:
-        print("usage: http-server [--host H] [--port P] [--mode async|fiber] [--workers N]")
+        print("usage: http-server [--host H] [--port P] [--mode async|fiber] [--workers N] [--tls-cert PEM --tls-key PEM]")
         exit(2)
     }
 }
 guard mode == "async" || mode == "fiber" else {
     print("http-server: --mode is async or fiber")
     exit(2)
+}
+guard (tlsCert == nil) == (tlsKey == nil) else {
+    print("http-server: HTTPS needs both --tls-cert (the chain, leaf first) and --tls-key")
+    exit(2)
+}
+// HTTPS: the certificate chain and key, loaded once (a bad file fails here, not per connection).
+let tls = try tlsCert.map { cert in
+    try TLSServerContext(configuration: TLSServerConfiguration(
+        identity: .files(certificateChain: cert, privateKey: tlsKey!), applicationProtocols: ["http/1.1"]))
 }
 
 let hello: [UInt8] = Array("Hello, World!".utf8)
@@ -49,7 +64,7 @@ try Runtime.main(configuration: Runtime.Configuration(flavor: .multiThread, work
     let address = try SocketAddress(host: host, port: port)
     let server: HTTPServer
     if mode == "async" {
-        server = try HTTPServer(address: address) { request in
+        server = try HTTPServer(address: address, tls: tls) { request in
             if request.head.path == "/stream" {
                 return HTTPServerResponse(status: .ok, body: .stream { w in
                     for i in 0..<4 { try await w.write("piece \(i)\n") }
@@ -59,7 +74,7 @@ try Runtime.main(configuration: Runtime.Configuration(flavor: .multiThread, work
             return route(request) { body }
         }
     } else {
-        server = try HTTPServer(address: address, blockingHandler: { request in
+        server = try HTTPServer(address: address, tls: tls, blockingHandler: { request in
             if request.head.path == "/stream" {
                 return HTTPServerResponse(status: .ok, body: .streamBlocking { w in
                     for i in 0..<4 { try w.write("piece \(i)\n") }
@@ -68,7 +83,7 @@ try Runtime.main(configuration: Runtime.Configuration(flavor: .multiThread, work
             return try route(request) { try request.body.collect(upTo: 16 << 20) }
         })
     }
-    print("http-server (\(mode)) listening on \(server.localAddress)")
+    print("http-server (\(mode)\(tls == nil ? "" : ", HTTPS")) listening on \(server.localAddress)")
     let signals = try SignalStream([.interrupt, .terminate])
     Task {
         _ = try await signals.next()

@@ -30,6 +30,9 @@ static inline void *spindle_ssl_get_app_data(const SSL *ssl) { return SSL_get_ap
 static inline long spindle_bio_set_mem_eof_return(BIO *b, long v) { return BIO_set_mem_eof_return(b, v); }
 static inline long spindle_bio_get_mem_data(BIO *b, char **p) { return BIO_get_mem_data(b, p); }
 
+// EVP_EC_gen is a macro over a variadic function: a fresh P-256 key.
+static inline EVP_PKEY *spindle_ec_p256_keygen(void) { return EVP_EC_gen("P-256"); }
+
 // SSL_OP_* and SSL_MODE_* are 64-bit macros built from shifts, which Swift does not import
 // as constants.
 static inline uint64_t spindle_ssl_op_no_renegotiation(void) { return SSL_OP_NO_RENEGOTIATION; }

@@ -107,7 +107,7 @@ final class ByteInbox {
     }
 
     /// Reads once from `socket` into the free room. Returns the byte count (0: end).
-    func fill(from socket: StreamSocket, timeout: Duration?) async throws -> Int {
+    func fill(from socket: Transport, timeout: Duration?) async throws -> Int {
         guard let r = room() else { throw HTTPInboxFull() }
         let n = try await socket.read(into: r, timeout: timeout)
         commit(n)
@@ -117,7 +117,7 @@ final class ByteInbox {
 
     /// Fiber/thread form of ``fill(from:timeout:)``.
     @available(*, noasync)
-    func fillBlocking(from socket: StreamSocket, timeout: Duration?) throws -> Int {
+    func fillBlocking(from socket: Transport, timeout: Duration?) throws -> Int {
         guard let r = room() else { throw HTTPInboxFull() }
         let n = try socket.read(into: r, timeout: timeout)
         commit(n)

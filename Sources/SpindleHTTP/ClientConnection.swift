@@ -7,12 +7,12 @@ import Spindle
 final class ClientConnection: @unchecked Sendable {
     // SAFETY (@unchecked Sendable): a connection is either in the pool (under the pool's
     // lock, untouched) or owned by exactly one exchange, which runs on one task or fiber.
-    let stream: TCPStream
+    let stream: Transport
     let inbox: ByteInbox
     var parser: HTTPParser
     var idleSince: ContinuousClock.Instant = .now
 
-    init(stream: TCPStream, limits: HTTPParserLimits) {
+    init(stream: Transport, limits: HTTPParserLimits) {
         self.stream = stream
         inbox = ByteInbox(capacity: 1024, maxCapacity: limits.maxStartLineBytes + limits.maxHeaderBytes + (16 << 10))
         parser = HTTPParser(kind: .response, limits: limits)

@@ -44,7 +44,7 @@ public struct HTTPBody: Sendable, ExpressibleByStringLiteral {
 public final class HTTPBodyWriter: @unchecked Sendable {
     // SAFETY (@unchecked Sendable): a writer is handed to one body closure, which runs on
     // one task or fiber; nothing else touches it meanwhile.
-    let socket: StreamSocket
+    let socket: Transport
     let chunked: Bool
     let timeout: Duration?
     private var scratch: [UInt8] = []
@@ -52,7 +52,7 @@ public final class HTTPBodyWriter: @unchecked Sendable {
     public var trailers: HTTPFields?
     private(set) var bytesWritten = 0
 
-    init(socket: StreamSocket, chunked: Bool, timeout: Duration?) {
+    init(socket: Transport, chunked: Bool, timeout: Duration?) {
         self.socket = socket
         self.chunked = chunked
         self.timeout = timeout

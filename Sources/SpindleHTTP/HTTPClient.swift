@@ -8,6 +8,7 @@
 // dropped half-read closes its connection.
 import HTTPTypes
 import Spindle
+import SpindleTLS
 
 /// Settings of an ``HTTPClient``.
 public struct HTTPClientConfiguration: Sendable {
@@ -25,10 +26,16 @@ public struct HTTPClientConfiguration: Sendable {
     public var maxRedirects: Int
     /// Parser limits for responses.
     public var limits: HTTPParserLimits
+    /// For `https` URLs: trust roots, verification, versions, session resumption. ALPN
+    /// always offers `http/1.1` (the protocol this client speaks), whatever is set here.
+    /// The TLS handshake counts against `connectTimeout` (a limit of its own, after the
+    /// TCP connect's).
+    public var tls: TLSClientConfiguration
 
     public init(connectTimeout: Duration? = .seconds(10), readTimeout: Duration? = .seconds(30),
                 requestTimeout: Duration? = nil, maxConnectionsPerHost: Int = 8, idleTimeout: Duration = .seconds(60),
-                maxRedirects: Int = 5, limits: HTTPParserLimits = HTTPParserLimits()) {
+                maxRedirects: Int = 5, limits: HTTPParserLimits = HTTPParserLimits(),
+                tls: TLSClientConfiguration = TLSClientConfiguration()) {
         self.connectTimeout = connectTimeout
         self.readTimeout = readTimeout
         self.requestTimeout = requestTimeout
@@ -36,13 +43,14 @@ public struct HTTPClientConfiguration: Sendable {
         self.idleTimeout = idleTimeout
         self.maxRedirects = maxRedirects
         self.limits = limits
+        self.tls = tls
     }
 }
 
 /// Why a request failed (besides ``HTTPURLError``, ``HTTPParseError`` for a malformed
-/// response, and ``SocketError`` for the network: refused, reset, timed out…).
+/// response, ``SocketError`` for the network: refused, reset, timed out…, and
+/// ``TLSError`` for `https`: a certificate that does not verify, a failed handshake).
 public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
-    case tlsNotSupported(String)
     case tooManyRedirects(Int)
     case missingURL
     case requestTimedOut(Duration)
@@ -51,7 +59,6 @@ public enum HTTPClientError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .tlsNotSupported(let url): return "\(url): https is not supported yet (TLS support is coming in SpindleTLS)"
         case .tooManyRedirects(let n): return "more than \(n) redirects"
         case .missingURL: return "the request has no scheme, authority or path (set HTTPRequest's scheme, authority and path, or pass a URL)"
         case .requestTimedOut(let limit): return "the request did not complete within \(limit)"
@@ -81,6 +88,9 @@ public final class HTTPClient: Sendable {
     public let configuration: HTTPClientConfiguration
     let runtime: Runtime?
     let pool: Lock<PoolState>
+    /// The TLS context for https, made on first use from `configuration.tls` (loading the
+    /// trust store is milliseconds), or given.
+    private let tlsContext: Lock<TLSClientContext?>
 
     struct PoolKey: Hashable, Sendable {
         let scheme: String
@@ -99,10 +109,28 @@ public final class HTTPClient: Sendable {
         var idle: [ClientConnection] = []
     }
 
-    public init(configuration: HTTPClientConfiguration = HTTPClientConfiguration(), on runtime: Runtime? = nil) {
+    /// A client; `tls`, if given, is the context for https (shared with other clients, its
+    /// sessions too); otherwise one is made from `configuration.tls` on the first https
+    /// request.
+    public init(configuration: HTTPClientConfiguration = HTTPClientConfiguration(), tls: TLSClientContext? = nil,
+                on runtime: Runtime? = nil) {
         self.configuration = configuration
         self.runtime = runtime
         pool = Lock(PoolState())
+        tlsContext = Lock(tls)
+    }
+
+    /// The https context (made now if it is the first use).
+    /// - Throws: ``TLSError/invalidConfiguration(_:)`` for a bad `configuration.tls`.
+    public func tls() throws(TLSError) -> TLSClientContext {
+        try tlsContext.withLock { c throws(TLSError) -> TLSClientContext in
+            if let c { return c }
+            var settings = configuration.tls
+            settings.applicationProtocols = ["http/1.1"]
+            let made = try TLSClientContext(configuration: settings)
+            c = made
+            return made
+        }
     }
 
     deinit { closeIdle() }
@@ -192,7 +220,14 @@ public final class HTTPClient: Sendable {
     private func connect(_ plan: RequestPlan) async throws -> ClientConnection {
         let stream = try await TCPStream.connect(host: plan.url.host, port: plan.url.port,
                                                  timeout: plan.connectTimeout, on: runtime)
-        return made(stream)
+        guard plan.url.scheme == "https" else { return made(.plain(stream)) }
+        do {
+            return made(.tls(try await TLSStream.connect(over: stream, serverName: plan.url.host, context: try tls(),
+                                                         handshakeTimeout: plan.connectTimeout)))
+        } catch {
+            stream.close()
+            throw error
+        }
     }
 
     // MARK: requests (fibers)
@@ -261,7 +296,14 @@ public final class HTTPClient: Sendable {
     @available(*, noasync)
     private func connectBlocking(_ plan: RequestPlan) throws -> ClientConnection {
         let stream = try TCPStream.connect(host: plan.url.host, port: plan.url.port, timeout: plan.connectTimeout, on: runtime)
-        return made(stream)
+        guard plan.url.scheme == "https" else { return made(.plain(stream)) }
+        do {
+            return made(.tls(try TLSStream.connect(over: stream, serverName: plan.url.host, context: try tls(),
+                                                   handshakeTimeout: plan.connectTimeout)))
+        } catch {
+            stream.close()
+            throw error
+        }
     }
 
     // MARK: the pool
@@ -292,8 +334,8 @@ public final class HTTPClient: Sendable {
         return found
     }
 
-    private func made(_ stream: TCPStream) -> ClientConnection {
-        _ = try? stream.setNoDelay(true)
+    private func made(_ stream: Transport) -> ClientConnection {
+        _ = try? stream.tcp.setNoDelay(true)
         pool.withLock { $0.created += 1 }
         return ClientConnection(stream: stream, limits: configuration.limits)
     }
@@ -336,7 +378,6 @@ struct RequestPlan: Sendable {
     }
 
     func poolKey() throws -> HTTPClient.PoolKey {
-        if url.scheme == "https" { throw HTTPClientError.tlsNotSupported(url.description) }
         return HTTPClient.PoolKey(scheme: url.scheme, host: url.host, port: url.port)
     }
 

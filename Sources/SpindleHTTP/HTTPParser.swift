@@ -236,6 +236,11 @@ public struct HTTPParser: Sendable {
             // deciding (scanning it as part of a head would make the split matter).
             if input.count == 1 && input[0] == cr { return .needMore }
         }
+        // A request's method is checked as soon as its bytes are here, before any limit:
+        // a peer speaking something else (a TLS ClientHello to a plain port) is refused at
+        // once rather than at the header timeout, with the same error however the bytes
+        // arrive.
+        if kind == .request { try checkMethodPrefix(input) }
         guard let end = findHeadEnd(input) else {
             try checkIncompleteHead(input)
             scanned = input.count
@@ -283,6 +288,15 @@ public struct HTTPParser: Sendable {
             i += 1
         }
         return nil
+    }
+
+    /// The method so far: token bytes, then (once it is here) one space.
+    private func checkMethodPrefix(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) {
+        var i = 0
+        let n = input.count
+        while i < n && isTokenByte(input[i]) { i += 1 }
+        if i == n || (i > 0 && input[i] == sp) { return }
+        throw .invalidStartLine("the method is not a token followed by one space")
     }
 
     /// An incomplete head already over a limit is refused now, not when it completes.

@@ -4,6 +4,7 @@
 import HTTPTypes
 import ServiceLifecycle
 import Spindle
+import SpindleTLS
 import Synchronization
 
 /// A received request: the head (HTTPTypes'), the version, and the body as it arrives.
@@ -50,12 +51,14 @@ public struct HTTPServerConfiguration: Sendable {
     /// Unread request body bytes the server reads and discards after the handler returns
     /// to keep the connection; a longer rest closes the connection instead.
     public var maxDrainBytes: Int
+    /// With TLS: the handshake must finish within this, or the connection is closed.
+    public var handshakeTimeout: Duration?
 
     public init(
         limits: HTTPParserLimits = HTTPParserLimits(maxBodyBytes: 16 << 20),
         headerTimeout: Duration? = .seconds(10), idleTimeout: Duration? = .seconds(60),
         bodyReadTimeout: Duration? = .seconds(30), writeTimeout: Duration? = .seconds(30),
-        flushThreshold: Int = 64 << 10, maxDrainBytes: Int = 256 << 10
+        flushThreshold: Int = 64 << 10, maxDrainBytes: Int = 256 << 10, handshakeTimeout: Duration? = .seconds(10)
     ) {
         self.limits = limits
         self.headerTimeout = headerTimeout
@@ -64,6 +67,7 @@ public struct HTTPServerConfiguration: Sendable {
         self.writeTimeout = writeTimeout
         self.flushThreshold = flushThreshold
         self.maxDrainBytes = maxDrainBytes
+        self.handshakeTimeout = handshakeTimeout
     }
 }
 
@@ -89,6 +93,8 @@ public final class HTTPServer: Sendable, Service {
     let listener: TCPListener
     public let configuration: HTTPServerConfiguration
     let kind: Kind
+    /// HTTPS: each accepted connection does a TLS handshake first.
+    let tls: TLSServerContext?
     let registry = Lock(Registry())
     private let fibers = WaitGroup()
 
@@ -99,6 +105,7 @@ public final class HTTPServer: Sendable, Service {
         var nextID = 0
         var open: [Int: Entry] = [:]
         var accepted = 0
+        var handshakeFailures = 0
     }
 
     struct Entry {
@@ -116,20 +123,23 @@ public final class HTTPServer: Sendable, Service {
         let phase = Atomic<UInt8>(ConnectionState.idle)
     }
 
-    /// Serves `handler` as tasks.
+    /// Serves `handler` as tasks; with `tls`, over HTTPS (a TLS handshake on every
+    /// connection, within ``HTTPServerConfiguration/handshakeTimeout``).
     /// - Throws: ``SocketError`` from binding (address in use, …).
     public init(address: SocketAddress, configuration: HTTPServerConfiguration = HTTPServerConfiguration(),
-                on runtime: Runtime? = nil, handler: @escaping Handler) throws {
+                tls: TLSServerContext? = nil, on runtime: Runtime? = nil, handler: @escaping Handler) throws {
         listener = try TCPListener.bind(to: address, on: runtime)
         self.configuration = configuration
+        self.tls = tls
         kind = .async(handler)
     }
 
-    /// Serves `blockingHandler` on a fiber per connection.
+    /// Serves `blockingHandler` on a fiber per connection; with `tls`, over HTTPS.
     public init(address: SocketAddress, configuration: HTTPServerConfiguration = HTTPServerConfiguration(),
-                on runtime: Runtime? = nil, blockingHandler: @escaping BlockingHandler) throws {
+                tls: TLSServerContext? = nil, on runtime: Runtime? = nil, blockingHandler: @escaping BlockingHandler) throws {
         listener = try TCPListener.bind(to: address, on: runtime)
         self.configuration = configuration
+        self.tls = tls
         kind = .blocking(blockingHandler)
     }
 
@@ -138,6 +148,10 @@ public final class HTTPServer: Sendable, Service {
 
     /// Connections accepted so far.
     public var acceptedConnections: Int { registry.withLock { $0.accepted } }
+
+    /// Connections closed because their TLS handshake failed (a bad client, a client that
+    /// refused the certificate, one that said nothing in time).
+    public var handshakeFailures: Int { registry.withLock { $0.handshakeFailures } }
 
     /// Connections open now.
     public var openConnections: Int { registry.withLock { $0.open.count } }
@@ -171,13 +185,9 @@ public final class HTTPServer: Sendable, Service {
                     if stream.runtime === Runtime.global {
                         // Spindle is Swift's executor: a preference would only cost a
                         // lookup in every suspension (seen in profiles).
-                        group.addTask {
-                            await ServerConnection(server: self, id: id, state: state, stream: stream).serve(handler)
-                        }
+                        group.addTask { await self.serveTask(id, state, stream, handler) }
                     } else {
-                        group.addTask(executorPreference: stream.runtime) {
-                            await ServerConnection(server: self, id: id, state: state, stream: stream).serve(handler)
-                        }
+                        group.addTask(executorPreference: stream.runtime) { await self.serveTask(id, state, stream, handler) }
                     }
                 case .blocking(let handler):
                     startFiber(id, state, stream, handler)
@@ -206,7 +216,7 @@ public final class HTTPServer: Sendable, Service {
             case .async(let handler):
                 fibers.add()
                 Task(executorPreference: stream.runtime) {
-                    await ServerConnection(server: self, id: id, state: state, stream: stream).serve(handler)
+                    await self.serveTask(id, state, stream, handler)
                     self.fibers.done()
                 }
             case .blocking(let handler):
@@ -221,7 +231,45 @@ public final class HTTPServer: Sendable, Service {
         fibers.add()
         stream.runtime.spawnFiber(name: "http-conn") { [self] in
             defer { fibers.done() }
-            ServerConnection(server: self, id: id, state: state, stream: stream).serveBlocking(handler)
+            guard let transport = secureBlocking(id, stream) else { return }
+            ServerConnection(server: self, id: id, state: state, stream: transport).serveBlocking(handler)
+        }
+    }
+
+    private func serveTask(_ id: Int, _ state: ConnectionState, _ stream: TCPStream, _ handler: @escaping Handler) async {
+        guard let transport = await secure(id, stream) else { return }
+        await ServerConnection(server: self, id: id, state: state, stream: transport).serve(handler)
+    }
+
+    /// The connection's transport: the TCP stream, or TLS after a handshake (nil if it
+    /// failed: the connection is closed and counted).
+    private func secure(_ id: Int, _ stream: TCPStream) async -> Transport? {
+        guard let tls else { return .plain(stream) }
+        do {
+            return .tls(try await TLSStream.accept(over: stream, context: tls, handshakeTimeout: configuration.handshakeTimeout))
+        } catch {
+            handshakeFailed(id, stream)
+            return nil
+        }
+    }
+
+    @available(*, noasync)
+    private func secureBlocking(_ id: Int, _ stream: TCPStream) -> Transport? {
+        guard let tls else { return .plain(stream) }
+        do {
+            return .tls(try TLSStream.accept(over: stream, context: tls, handshakeTimeout: configuration.handshakeTimeout))
+        } catch {
+            handshakeFailed(id, stream)
+            return nil
+        }
+    }
+
+    private func handshakeFailed(_ id: Int, _ stream: TCPStream) {
+        stream.close()
+        let counted = !isDraining
+        registry.withLock { r in
+            r.open.removeValue(forKey: id)
+            if counted { r.handshakeFailures += 1 }
         }
     }
 

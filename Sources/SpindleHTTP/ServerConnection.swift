@@ -14,7 +14,7 @@ final class ServerConnection: HTTPBodySource {
     let server: HTTPServer
     let id: Int
     let state: HTTPServer.ConnectionState
-    let stream: TCPStream
+    let stream: Transport
     let config: HTTPServerConfiguration
     let inbox: ByteInbox
     var parser: HTTPParser
@@ -28,7 +28,7 @@ final class ServerConnection: HTTPBodySource {
     var continuePending = false
     var trailers: HTTPFields?
 
-    init(server: HTTPServer, id: Int, state: HTTPServer.ConnectionState, stream: TCPStream) {
+    init(server: HTTPServer, id: Int, state: HTTPServer.ConnectionState, stream: Transport) {
         self.server = server
         self.id = id
         self.state = state
@@ -230,6 +230,7 @@ final class ServerConnection: HTTPBodySource {
                 }
                 if !keep {
                     try await flush()
+                    await stream.endCleanly(timeout: config.writeTimeout)
                     return
                 }
             }
@@ -323,9 +324,9 @@ final class ServerConnection: HTTPBodySource {
     /// sees the response rather than a reset for the bytes it was still sending.
     func refuseAndLinger() async throws {
         try await flush()
-        try? stream.shutdownWrite()
-        var dropped = 0
         let until = ContinuousClock.now + .seconds(1)
+        try? await stream.shutdownWrite(timeout: Self.left(until))
+        var dropped = 0
         while dropped < 256 << 10, let r = inbox.room() {
             guard let n = try? await stream.read(into: r, timeout: Self.left(until)), n > 0 else { break }
             dropped += n
@@ -371,6 +372,7 @@ final class ServerConnection: HTTPBodySource {
                 }
                 if !keep {
                     try flushBlocking()
+                    stream.endCleanly(timeout: config.writeTimeout)
                     return
                 }
             }
@@ -463,9 +465,9 @@ final class ServerConnection: HTTPBodySource {
     @available(*, noasync)
     func refuseAndLingerBlocking() throws {
         try flushBlocking()
-        try? stream.shutdownWrite()
-        var dropped = 0
         let until = ContinuousClock.now + .seconds(1)
+        try? stream.shutdownWrite(timeout: Self.left(until))
+        var dropped = 0
         while dropped < 256 << 10, let r = inbox.room() {
             guard let n = try? stream.read(into: r, timeout: Self.left(until)), n > 0 else { break }
             dropped += n

@@ -5,6 +5,7 @@ import ArgumentParser
 import HTTPTypes
 import Spindle
 import SpindleHTTP
+import SpindleTLS
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -32,34 +33,50 @@ struct Fetch: ParsableCommand {
     @Flag(help: "Start a local server (its own runtime and thread) and fetch from it.")
     var serve = false
 
-    @Argument(help: "The URL (not needed with --serve).")
+    @Flag(help: "Like --serve, over HTTPS: a throw-away CA (in memory, trusted by this run only) certifies the local server.")
+    var serveTls = false
+
+    @Option(help: "For https URLs: trust the CA certificates in this PEM file instead of the system's.")
+    var cacert: String?
+
+    @Argument(help: "The URL (not needed with --serve or --serve-tls).")
     var url: String?
 
     func validate() throws {
         if mode != "async" && mode != "fiber" { throw ValidationError("--mode is async or fiber") }
         if count < 1 { throw ValidationError("--count must be at least 1") }
         if workers < 1 { throw ValidationError("--workers must be at least 1") }
-        if url == nil && !serve { throw ValidationError("give a URL, or --serve to fetch from a local server") }
+        if url == nil && !serve && !serveTls { throw ValidationError("give a URL, or --serve (--serve-tls) to fetch from a local server") }
+        if serve && serveTls { throw ValidationError("--serve and --serve-tls are two kinds of local server: pick one") }
     }
 
     func run() throws {
         var server: HTTPServer?
         var serverRuntime: Runtime?
         var target = url ?? ""
-        if serve {
+        var tls = TLSClientConfiguration()
+        if let cacert { tls.trustRoots = .certificates(.file(cacert)) }
+        if serve || serveTls {
+            var serverTLS: TLSServerContext?
+            if serveTls {
+                let ca = try TLSThrowawayAuthority()
+                serverTLS = try TLSServerContext(configuration: TLSServerConfiguration(
+                    identity: try ca.issue(for: ["localhost", "127.0.0.1"]), applicationProtocols: ["http/1.1"]))
+                tls.trustRoots = .certificates(.pem(ca.certificatePEM))
+            }
             let rt = try Runtime(flavor: .multiThread, workers: 1)
-            let s = try HTTPServer(address: SocketAddress("127.0.0.1:0"), on: rt) { _ in
+            let s = try HTTPServer(address: SocketAddress("127.0.0.1:0"), tls: serverTLS, on: rt) { _ in
                 HTTPServerResponse(status: .ok, headerFields: [.contentType: "text/plain"], body: "Hello, World!")
             }
             Task(executorPreference: rt) { try await s.run() }
             serverRuntime = rt
             server = s
-            if url == nil { target = "http://\(s.localAddress)/" }
+            if url == nil { target = "\(serveTls ? "https" : "http")://\(s.localAddress)/" }
         }
         let runtime = workers == 1
             ? try Runtime(flavor: .currentThread)
             : try Runtime(flavor: .multiThread, workers: workers)
-        let client = HTTPClient(configuration: HTTPClientConfiguration(maxConnectionsPerHost: count), on: runtime)
+        let client = HTTPClient(configuration: HTTPClientConfiguration(maxConnectionsPerHost: count, tls: tls), on: runtime)
         let baseline = currentRSSBytes()
         let started = ContinuousClock.now
         let outcomes = try runtime.run { [count, mode, target] () async throws -> [FetchOutcome] in

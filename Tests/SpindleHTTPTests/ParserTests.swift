@@ -161,6 +161,24 @@ func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         }
     }
 
+    /// A request that does not start with a method is refused at its first bytes (a TLS
+    /// ClientHello sent to a plain port has no line end for hundreds of bytes), with the
+    /// same error whether it arrives whole or split, and before a limit check.
+    @Test func aNonHTTPStartIsRefusedAtOnce() throws {
+        let hello: [UInt8] = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03]
+        let refused = ParseOutcome.error(.invalidStartLine("the method is not a token followed by one space"))
+        #expect(parse(.request, hello) == refused)
+        #expect(parse(.request, Array(hello.prefix(1))) == refused)
+        // A method still arriving is not refused.
+        var partial = HTTPParser(kind: .request)
+        let step = try bytes("GE").withUnsafeBytes { try partial.next($0) }
+        #expect(step.event == nil && step.consumed == 0)
+        let bad = bytes("GET\r\nHost: h\r\nBad Field\r\n\r\n")
+        for cut in 1..<bad.count { #expect(parse(.request, bad, splits: [cut]) == refused, "cut at \(cut)") }
+        let small = HTTPParserLimits(maxStartLineBytes: 8)
+        #expect(parse(.request, bytes("G\u{01}T /" + String(repeating: "a", count: 20) + " HTTP/1.1\r\n\r\n"), limits: small) == refused)
+    }
+
     @Test func limitsMapToTheirStatuses() {
         let small = HTTPParserLimits(maxStartLineBytes: 64, maxHeaderBytes: 128, maxHeaderCount: 4, maxBodyBytes: 10)
         let longTarget = "GET /" + String(repeating: "a", count: 100) + " HTTP/1.1\r\nHost: h\r\n\r\n"

@@ -1,6 +1,7 @@
 import HTTPTypes
 import Spindle
 import SpindleHTTP
+import SpindleTLS
 import Synchronization
 import SpindleTestTools
 import Testing
@@ -104,14 +105,17 @@ final class TestServer: Sendable {
     let gate = Gate()
     let finished = Atomic<Bool>(false)
     let runError = Lock<String?>(nil)
+    let scheme: String
 
-    init(_ mode: Mode, configuration: HTTPServerConfiguration = HTTPServerConfiguration(), workers: Int = 2) throws {
+    init(_ mode: Mode, configuration: HTTPServerConfiguration = HTTPServerConfiguration(), workers: Int = 2,
+         tls: TLSServerContext? = nil) throws {
         runtime = try Runtime(flavor: .multiThread, workers: workers)
         let address = try SocketAddress("127.0.0.1:0")
         switch mode {
-        case .async: server = try HTTPServer(address: address, configuration: configuration, on: runtime, handler: Routes.async(gate))
-        case .fiber: server = try HTTPServer(address: address, configuration: configuration, on: runtime, blockingHandler: Routes.blocking(gate))
+        case .async: server = try HTTPServer(address: address, configuration: configuration, tls: tls, on: runtime, handler: Routes.async(gate))
+        case .fiber: server = try HTTPServer(address: address, configuration: configuration, tls: tls, on: runtime, blockingHandler: Routes.blocking(gate))
         }
+        scheme = tls == nil ? "http" : "https"
         let s = server
         Task(executorPreference: runtime) { [self] in
             do { try await s.run() } catch { runError.withLock { $0 = "\(error)" } }
@@ -119,7 +123,7 @@ final class TestServer: Sendable {
         }
     }
 
-    var url: String { "http://\(server.localAddress)" }
+    var url: String { "\(scheme)://\(server.localAddress)" }
     var port: Int { server.localAddress.port! }
 
     /// Shuts the server down and waits for `run` to return.
