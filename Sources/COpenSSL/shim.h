@@ -41,6 +41,7 @@ static inline uint64_t spindle_ssl_op_cipher_server_preference(void) { return SS
 static inline long spindle_ssl_mode_release_buffers(void) { return SSL_MODE_RELEASE_BUFFERS; }
 static inline long spindle_ssl_mode_partial_write(void) { return SSL_MODE_ENABLE_PARTIAL_WRITE; }
 static inline long spindle_ssl_mode_moving_buffer(void) { return SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER; }
+static inline long spindle_ssl_mode_no_auto_chain(void) { return SSL_MODE_NO_AUTO_CHAIN; }
 static inline unsigned long spindle_x509_v_flag_crl_check(void) { return X509_V_FLAG_CRL_CHECK; }
 static inline unsigned long spindle_x509_v_flag_crl_check_all(void) { return X509_V_FLAG_CRL_CHECK_ALL; }
 

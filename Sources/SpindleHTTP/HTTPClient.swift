@@ -122,8 +122,8 @@ public final class HTTPClient: Sendable {
 
     /// The https context (made now if it is the first use).
     /// - Throws: ``TLSError/invalidConfiguration(_:)`` for a bad `configuration.tls`.
-    public func tls() throws(TLSError) -> TLSClientContext {
-        try tlsContext.withLock { c throws(TLSError) -> TLSClientContext in
+    public func tls() throws -> TLSClientContext {
+        try tlsContext.withLock { c throws -> TLSClientContext in
             if let c { return c }
             var settings = configuration.tls
             settings.applicationProtocols = ["http/1.1"]
@@ -176,6 +176,10 @@ public final class HTTPClient: Sendable {
     }
 
     /// Sends `request` (its scheme, authority and path say where), following redirects.
+    // Not inlined: with it inlined into execute(_:_:headerFields:body:), Swift 6.3.1's
+    // release build crashes (signal 11 in LLVM's coroutine splitting,
+    // emitSetAndGetSwiftErrorValueAround) since the request path grew its TLS branch.
+    @inline(never)
     public func execute(_ request: HTTPRequest, body: HTTPBody = .empty) async throws -> HTTPClientResponse {
         var plan = try RequestPlan(request, body: body, configuration: configuration)
         while true {
@@ -192,7 +196,7 @@ public final class HTTPClient: Sendable {
     /// One request on one connection, with one retry on a fresh connection when a pooled
     /// one turns out to have been closed by the server.
     private func attempt(_ plan: RequestPlan) async throws -> (HTTPResponse, ClientExchange) {
-        let key = try plan.poolKey()
+        let key = plan.poolKey
         let permits = try permitsFor(key)
         try await permits.acquire()
         var release: Semaphore? = permits
@@ -268,7 +272,7 @@ public final class HTTPClient: Sendable {
 
     @available(*, noasync)
     private func attemptBlocking(_ plan: RequestPlan) throws -> (HTTPResponse, ClientExchange) {
-        let key = try plan.poolKey()
+        let key = plan.poolKey
         let permits = try permitsFor(key)
         try permits.acquire()
         var release: Semaphore? = permits
@@ -377,8 +381,8 @@ struct RequestPlan: Sendable {
         deadline = configuration.requestTimeout.map { .now + $0 }
     }
 
-    func poolKey() throws -> HTTPClient.PoolKey {
-        return HTTPClient.PoolKey(scheme: url.scheme, host: url.host, port: url.port)
+    var poolKey: HTTPClient.PoolKey {
+        HTTPClient.PoolKey(scheme: url.scheme, host: url.host, port: url.port)
     }
 
     /// Safe to send again on a new connection: idempotent, with a body we still have.

@@ -280,6 +280,19 @@ public final class TLSServerContext: @unchecked Sendable {
                 made.append(ctx)
                 try applyVersions(ctx, configuration.minimumVersion, configuration.maximumVersion)
                 _ = SSL_CTX_set_options(ctx, spindle_ssl_op_cipher_server_preference())
+                // TLS 1.3 suites in Go's and BoringSSL's order (OpenSSL's own puts AES-256 with
+                // SHA-384 first, a slower key schedule for no practical gain), and one session
+                // ticket per handshake (OpenSSL sends two; Go sends one): each costs a session
+                // encoding and an encryption.
+                _ = SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256")
+                _ = SSL_CTX_set_num_tickets(ctx, 1)
+                // Resumption is by stateless tickets (TLS 1.2 and 1.3), as Go's: OpenSSL's
+                // server-side session cache would also keep every session (up to 20,480)
+                // and walk them all every 255 handshakes to expire some.
+                _ = spindle_ssl_ctx_set_session_cache_mode(ctx, Int(SSL_SESS_CACHE_OFF))
+                // The chain served is the one configured: OpenSSL would otherwise try to
+                // complete a lone leaf from the trust store on every handshake.
+                _ = spindle_ssl_ctx_set_mode(ctx, spindle_ssl_mode_no_auto_chain())
                 try Self.load(identity, into: ctx)
                 let sid: [UInt8] = Array("spindle".utf8)
                 _ = SSL_CTX_set_session_id_context(ctx, sid, UInt32(sid.count))
@@ -294,12 +307,13 @@ public final class TLSServerContext: @unchecked Sendable {
             throw error
         }
         contexts = made
-        if contexts.count > 1 {
-            // SAFETY: the callback's argument is `self`, unretained; the SSL_CTX that
-            // calls it is freed in deinit, and every SSL made from it keeps this object
-            // alive (TLSStream.context), so it is valid whenever the callback runs.
-            _ = spindle_ssl_ctx_set_servername_callback(contexts[0], chooseIdentity, Unmanaged.passUnretained(self).toOpaque())
-        }
+        // Always, even with one identity, so that the name the client asked for is
+        // accepted the same way whatever the number of identities (OpenSSL treats a
+        // server without the callback as one that ignores SNI).
+        // SAFETY: the callback's argument is `self`, unretained; the SSL_CTX that calls it
+        // is freed in deinit, and every SSL made from it keeps this object alive
+        // (TLSStream.context), so it is valid whenever the callback runs.
+        _ = spindle_ssl_ctx_set_servername_callback(contexts[0], chooseIdentity, Unmanaged.passUnretained(self).toOpaque())
     }
 
     deinit {
@@ -344,6 +358,7 @@ private let chooseIdentity: @convention(c) (OpaquePointer?, UnsafeMutablePointer
     guard let ssl, let arg, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else { return SSL_TLSEXT_ERR_OK }
     // SAFETY: see TLSServerContext.init: `arg` is the live context.
     let server = Unmanaged<TLSServerContext>.fromOpaque(arg).takeUnretainedValue()
+    guard server.contexts.count > 1 else { return SSL_TLSEXT_ERR_OK }
     let i = server.identity(for: String(cString: name))
     if i != 0 { _ = SSL_set_SSL_CTX(ssl, server.contexts[i]) }
     return SSL_TLSEXT_ERR_OK

@@ -94,6 +94,12 @@ public final class TLSStream: @unchecked Sendable, CustomStringConvertible {
     }
 
     deinit {
+        // OpenSSL marks a session not resumable when its connection is freed without a
+        // close_notify sent, as though a TCP close could compromise it; but clients close
+        // idle connections that way all the time (an HTTP pool does), and the next
+        // connection would then need a full handshake. A failed connection still poisons
+        // its session (a fatal error marks it in OpenSSL itself).
+        if state.withLock({ $0.failure == nil }) { SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_SENT_SHUTDOWN) }
         SSL_free(ssl)
         Self.live.subtract(1, ordering: .relaxed)
     }

@@ -67,6 +67,21 @@ struct TLSStreamTests {
         #expect(reused == [false, true, true])
         #expect(context.cachedSessions == 1)
 
+        // Our own server resumes by its stateless tickets (it keeps no session cache).
+        let ours = try TLSTestServer(on: rt, try pki.server(), .async, .echo)
+        let again = try pki.client()
+        var oursReused: [Bool] = []
+        for _ in 0..<2 {
+            let s = try await TLSStream.connect(over: try await TCPStream.connect(host: "127.0.0.1", port: ours.port, on: rt),
+                                                serverName: "localhost", context: again)
+            try await s.write("t")
+            _ = try await s.read(exactly: 1) // the ticket has arrived by the time the echo has
+            oursReused.append(s.sessionReused)
+            s.close()
+        }
+        #expect(oursReused == [false, true])
+        await ours.stop()
+
         // With resumption off, every handshake is a full one.
         let fresh = try TLSClientContext(configuration: TLSClientConfiguration(trustRoots: .certificates(.file(pki.root)), sessionResumption: false))
         for _ in 0..<2 {
