@@ -339,7 +339,7 @@ public final class HTTPClient: Sendable {
     }
 
     private func made(_ stream: Transport) -> ClientConnection {
-        _ = try? stream.tcp.setNoDelay(true)
+        // (TCP_NODELAY is already on: every TCPStream sets it.)
         pool.withLock { $0.created += 1 }
         return ClientConnection(stream: stream, limits: configuration.limits)
     }

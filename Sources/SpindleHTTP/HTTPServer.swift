@@ -290,7 +290,7 @@ public final class HTTPServer: Sendable, Service {
     var isDraining: Bool { draining.load(ordering: .sequentiallyConsistent) }
 
     private func register(_ stream: TCPStream) -> (Int, ConnectionState)? {
-        _ = try? stream.setNoDelay(true)
+        // (TCP_NODELAY is already on: every TCPStream sets it.)
         let state = ConnectionState()
         let id = registry.withLock { r -> Int in
             r.accepted += 1

@@ -229,8 +229,7 @@ final class ServerConnection: HTTPBodySource {
                     try await flush()
                 }
                 if !keep {
-                    try await flush()
-                    await stream.endCleanly(timeout: config.writeTimeout)
+                    try await flushLast()
                     return
                 }
             }
@@ -314,6 +313,13 @@ final class ServerConnection: HTTPBodySource {
         return true
     }
 
+    /// The connection's last flush: TLS's close_notify goes with it.
+    func flushLast() async throws {
+        if outbox.isEmpty { return await stream.endCleanly(timeout: config.writeTimeout) }
+        defer { outbox.removeAll() }
+        try await stream.writeLast(outbox[...], timeout: config.writeTimeout)
+    }
+
     func flush() async throws {
         if outbox.isEmpty { return }
         defer { outbox.removeAll(keepingCapacity: outbox.capacity <= 1 << 20) }
@@ -371,8 +377,7 @@ final class ServerConnection: HTTPBodySource {
                     try flushBlocking()
                 }
                 if !keep {
-                    try flushBlocking()
-                    stream.endCleanly(timeout: config.writeTimeout)
+                    try flushLastBlocking()
                     return
                 }
             }
@@ -453,6 +458,13 @@ final class ServerConnection: HTTPBodySource {
             if dropped > config.maxDrainBytes { return false }
         }
         return true
+    }
+
+    @available(*, noasync)
+    func flushLastBlocking() throws {
+        if outbox.isEmpty { return stream.endCleanly(timeout: config.writeTimeout) }
+        defer { outbox.removeAll() }
+        try stream.writeLast(outbox[...], timeout: config.writeTimeout)
     }
 
     @available(*, noasync)

@@ -42,8 +42,26 @@ enum Transport: Sendable {
         }
     }
 
-    /// Before a close the server chose: TLS says close_notify, so a client reading to the
-    /// end knows the data was not cut short. Best effort, within `timeout`.
+    /// The last bytes on a connection the server chose to close: TLS adds close_notify
+    /// (in the same send when they fit), so a client reading to the end knows the data was
+    /// not cut short. Plain TCP just writes.
+    func writeLast(_ bytes: ArraySlice<UInt8>, timeout: Duration?) async throws {
+        switch self {
+        case .plain(let s): try await s.write(bytes, timeout: timeout)
+        case .tls(let s): try await s.writeAndShutdown(bytes, timeout: timeout)
+        }
+    }
+
+    @available(*, noasync)
+    func writeLast(_ bytes: ArraySlice<UInt8>, timeout: Duration?) throws {
+        switch self {
+        case .plain(let s): try s.write(bytes, timeout: timeout)
+        case .tls(let s): try s.writeAndShutdown(bytes, timeout: timeout)
+        }
+    }
+
+    /// Before a close the server chose, with nothing left to write: TLS says
+    /// close_notify. Best effort, within `timeout`.
     func endCleanly(timeout: Duration?) async {
         if case .tls(let s) = self, !s.isClosed { try? await s.shutdownWrite(timeout: timeout) }
     }

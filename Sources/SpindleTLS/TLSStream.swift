@@ -381,6 +381,9 @@ public final class TLSStream: @unchecked Sendable, CustomStringConvertible {
                     try? await sendOutput(scratch, deadline)
                     throw e
                 }
+                // A server's last output is its session ticket: it leaves with the first
+                // response (or before the first wait for input), one send fewer.
+                if case .done = s, !isClient { return }
                 try await sendOutput(scratch, deadline)
                 switch s {
                 case .done: return
@@ -440,7 +443,9 @@ public final class TLSStream: @unchecked Sendable, CustomStringConvertible {
         defer { readGate.unlock() }
         while true {
             let s = decrypt()
-            await sendReadOutput(deadline)
+            // Pending output (a server's ticket, a KeyUpdate answer, an alert) goes out
+            // before any wait for input, and otherwise with the next write.
+            if case .done = s {} else { await sendReadOutput(deadline) }
             switch s {
             case .done(let n): return n
             case .end: return 0
@@ -489,25 +494,40 @@ public final class TLSStream: @unchecked Sendable, CustomStringConvertible {
         try await writeAll(bytes.count, timeout) { r in bytes.withUnsafeBytes { b in stepWrite(UnsafeRawBufferPointer(rebasing: b[r])) } }
     }
 
+    /// Writes all of `bytes`, then close_notify, in as few sends as they fit, then
+    /// half-closes the TCP connection (SpindleHTTP's last response on a connection).
+    package func writeAndShutdown(_ bytes: ArraySlice<UInt8>, timeout: Duration?) async throws {
+        try await writeAll(bytes.count, timeout, thenCloseNotify: true) { r in
+            bytes.withUnsafeBytes { b in stepWrite(UnsafeRawBufferPointer(rebasing: b[r])) }
+        }
+        try socket.shutdownWrite()
+    }
+
     /// The write loop: `encrypt` is one SSL_write of the given range of the caller's bytes.
-    private func writeAll(_ count: Int, _ timeout: Duration?, _ encrypt: (Range<Int>) -> Step) async throws {
-        if count == 0 { return }
+    /// Each piece's records are sent before the next is encrypted; with `thenCloseNotify`,
+    /// close_notify joins the last piece's.
+    private func writeAll(_ count: Int, _ timeout: Duration?, thenCloseNotify: Bool = false,
+                          _ encrypt: (Range<Int>) -> Step) async throws {
+        if count == 0 && !thenCloseNotify { return }
         let deadline = Deadline(timeout)
         try await writeGate.lock()
         defer { writeGate.unlock() }
         let scratch = Scratch(Self.outputBytes(for: count))
         var sent = 0
-        while sent < count {
-            switch encrypt(sent..<min(count, sent + Self.writePiece)) {
-            case .done(let n): sent += n
-            case .failed(let e):
-                try? await sendOutput(scratch, deadline)
-                throw e
-            case .needInput, .end:
-                throw TLSError.protocolError("a write found the connection renegotiating or closed")
+        repeat {
+            if sent < count {
+                switch encrypt(sent..<min(count, sent + Self.writePiece)) {
+                case .done(let n): sent += n
+                case .failed(let e):
+                    try? await sendOutput(scratch, deadline)
+                    throw e
+                case .needInput, .end:
+                    throw TLSError.protocolError("a write found the connection renegotiating or closed")
+                }
             }
+            if sent == count && thenCloseNotify { _ = queueCloseNotify() }
             try await sendOutput(scratch, deadline)
-        }
+        } while sent < count
     }
 
     /// Sends close_notify and half-closes the TCP connection: the peer reads the end of
@@ -524,9 +544,11 @@ public final class TLSStream: @unchecked Sendable, CustomStringConvertible {
     /// first for a clean end). Waiting calls throw ``SocketError/closed``.
     public func close() { socket.close() }
 
+    /// Room for one piece's records, and at least 4 KiB so that what was pending (a
+    /// ticket, close_notify) leaves in the same send.
     private static func outputBytes(for plaintext: Int) -> Int {
         let p = min(plaintext, writePiece)
-        return min(p + 512 * (p / (16 * 1024) + 1), writePiece + 2048)
+        return max(4096, min(p + 512 * (p / (16 * 1024) + 1), writePiece + 2048))
     }
 
     // MARK: fibers and threads
@@ -541,6 +563,7 @@ public final class TLSStream: @unchecked Sendable, CustomStringConvertible {
                     try? sendOutputBlocking(scratch, deadline)
                     throw e
                 }
+                if case .done = s, !isClient { return }
                 try sendOutputBlocking(scratch, deadline)
                 switch s {
                 case .done: return
@@ -591,7 +614,7 @@ public final class TLSStream: @unchecked Sendable, CustomStringConvertible {
         defer { readGate.unlock() }
         while true {
             let s = stepRead(buffer)
-            sendReadOutputBlocking(deadline)
+            if case .done = s {} else { sendReadOutputBlocking(deadline) }
             switch s {
             case .done(let n): return n
             case .end: return 0
@@ -630,24 +653,39 @@ public final class TLSStream: @unchecked Sendable, CustomStringConvertible {
     @_disfavoredOverload
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     public func write(_ buffer: UnsafeRawBufferPointer, timeout: Duration?) throws {
-        if buffer.isEmpty { return }
+        try writeAllBlocking(buffer, timeout, thenCloseNotify: false)
+    }
+
+    /// Fiber/thread form of ``writeAndShutdown(_:timeout:)``.
+    @available(*, noasync)
+    package func writeAndShutdown(_ bytes: ArraySlice<UInt8>, timeout: Duration?) throws {
+        try bytes.withUnsafeBytes { b in try writeAllBlocking(b, timeout, thenCloseNotify: true) }
+        try socket.shutdownWrite()
+    }
+
+    @available(*, noasync)
+    private func writeAllBlocking(_ buffer: UnsafeRawBufferPointer, _ timeout: Duration?, thenCloseNotify: Bool) throws {
+        if buffer.isEmpty && !thenCloseNotify { return }
         let deadline = Deadline(timeout)
         try writeGate.lock()
         defer { writeGate.unlock() }
         let scratch = Scratch(Self.outputBytes(for: buffer.count))
         var sent = 0
-        while sent < buffer.count {
-            let piece = UnsafeRawBufferPointer(rebasing: buffer[sent..<min(buffer.count, sent + Self.writePiece)])
-            switch stepWrite(piece) {
-            case .done(let n): sent += n
-            case .failed(let e):
-                try? sendOutputBlocking(scratch, deadline)
-                throw e
-            case .needInput, .end:
-                throw TLSError.protocolError("a write found the connection renegotiating or closed")
+        repeat {
+            if sent < buffer.count {
+                let piece = UnsafeRawBufferPointer(rebasing: buffer[sent..<min(buffer.count, sent + Self.writePiece)])
+                switch stepWrite(piece) {
+                case .done(let n): sent += n
+                case .failed(let e):
+                    try? sendOutputBlocking(scratch, deadline)
+                    throw e
+                case .needInput, .end:
+                    throw TLSError.protocolError("a write found the connection renegotiating or closed")
+                }
             }
+            if sent == buffer.count && thenCloseNotify { _ = queueCloseNotify() }
             try sendOutputBlocking(scratch, deadline)
-        }
+        } while sent < buffer.count
     }
 
     @_disfavoredOverload

@@ -169,6 +169,32 @@ final class TestAuthority: Sendable {
         c.shutdown()
     }
 
+    /// A close the server chooses ends with close_notify (so a client reading to the end
+    /// can tell a complete answer from a cut one): after `Connection: close`, and after an
+    /// HTTP/1.0 body delimited by the close.
+    @Test(arguments: Mode.allCases)
+    func serverClosesWithCloseNotify(mode: Mode) async throws {
+        let a = try TestAuthority.shared.get()
+        let s = try TestServer(mode, tls: a.localhost)
+        let context = try TLSClientContext(configuration: TLSClientConfiguration(trustRoots: .certificates(.pem(a.ca.certificatePEM))))
+        for (request, ending) in [("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "Hello, World!"),
+                                  ("GET /stream HTTP/1.0\r\n\r\n", "piece 2\n")] {
+            let tls = try await TLSStream.connect(over: try await TCPStream.connect(host: "127.0.0.1", port: s.port, on: s.runtime),
+                                                  serverName: "localhost", context: context)
+            try await tls.write(request)
+            var all: [UInt8] = []
+            while true {
+                let piece = try await tls.read(upTo: 4096) // throws closedWithoutCloseNotify if cut
+                if piece.isEmpty { break }
+                all += piece
+            }
+            let text = String(decoding: all, as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.") && text.contains(" 200 OK\r\n") && text.hasSuffix(ending), "\(text)")
+            tls.close()
+        }
+        await s.stop()
+    }
+
     /// A certificate that does not verify fails the request with its TLSError; plain HTTP
     /// to an HTTPS port and HTTPS to a plain port fail cleanly, and the servers go on.
     @Test func failures() async throws {
