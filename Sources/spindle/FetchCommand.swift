@@ -39,6 +39,9 @@ struct Fetch: ParsableCommand {
     @Option(help: "For https URLs: trust the CA certificates in this PEM file instead of the system's.")
     var cacert: String?
 
+    @Flag(help: "For https URLs: a full TLS handshake for every connection (no session resumption).")
+    var noResume = false
+
     @Argument(help: "The URL (not needed with --serve or --serve-tls).")
     var url: String?
 
@@ -56,6 +59,7 @@ struct Fetch: ParsableCommand {
         var target = url ?? ""
         var tls = TLSClientConfiguration()
         if let cacert { tls.trustRoots = .certificates(.file(cacert)) }
+        tls.sessionResumption = !noResume
         if serve || serveTls {
             var serverTLS: TLSServerContext?
             if serveTls {
