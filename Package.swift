@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "SpindleHTTP", targets: ["SpindleHTTP"]),
         // TLS on Spindle's TCP streams, with the system's OpenSSL 3.
         .library(name: "SpindleTLS", targets: ["SpindleTLS"]),
+        // The runtime's metrics published through swift-metrics by a periodic sampler.
+        .library(name: "SpindleMetrics", targets: ["SpindleMetrics"]),
         .executable(name: "spindle", targets: ["spindle"]),
     ],
     dependencies: [
@@ -25,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0", traits: []),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         // Tests only: SwiftNIO's HTTP/1 decoders (llhttp inside) judge the same inputs as
         // SpindleHTTP's parser (Tests/SpindleHTTPDifferentialTests).
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -45,6 +48,9 @@ let package = Package(
         // TLS on Spindle's TCP streams (TLSStream, client and server contexts). Builds on
         // Spindle; Spindle knows nothing of it.
         .target(name: "SpindleTLS", dependencies: ["Spindle", "COpenSSL"]),
+        // Runtime.metrics() through swift-metrics (an integration target: Spindle knows
+        // nothing of it).
+        .target(name: "SpindleMetrics", dependencies: ["Spindle", .product(name: "Metrics", package: "swift-metrics")]),
         // HTTP/1.1 on Spindle: the parser, the server, the client. Builds on Spindle;
         // Spindle knows nothing of it.
         .target(
@@ -94,6 +100,10 @@ let package = Package(
         // The bench's computations, and `spindle bench` run as a user runs it (a subprocess).
         .testTarget(name: "SpindleBenchTests", dependencies: ["SpindleBenchCore", "spindle"]),
         // The HTTP parser, server and client, and against curl and Python's http modules.
+        .testTarget(
+            name: "SpindleMetricsTests",
+            dependencies: ["SpindleMetrics", "Spindle", .product(name: "MetricsTestKit", package: "swift-metrics")]
+        ),
         // What the HTTP and TLS tests share: running curl, python3 and openssl beside them.
         .target(name: "SpindleTestTools", path: "Tests/SpindleTestTools"),
         // TLSStream against openssl s_server / s_client and Python's ssl module.

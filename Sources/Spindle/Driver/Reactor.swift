@@ -46,6 +46,9 @@ final class Reactor: Sendable {
     }
     /// guarded by lock
     private let slab = Lock(Slab())
+    /// Descriptors registered now (Runtime.metrics).
+    var registrations: Int { slab.withLock { $0.live } }
+
     /// Readiness events handed to live registrations, ever (Runtime.statistics).
     let eventsDelivered = Atomic<Int>(0)
 

@@ -70,6 +70,7 @@ extension Worker {
             }
             if isCurrentThreadFlavor { checkFiberThread() }
         }
+        counts.fiberResumes &+= 1
         // SAFETY: context is set (started and not finished); the fiber is suspended, so
         // resuming it is the one legal move.
         let back = spindle_fiber_resume(fiber.context.unsafelyUnwrapped)
@@ -92,6 +93,7 @@ extension Worker {
         if tick % Tuning.globalQueueInterval == 0 { return nil }
         if runNextSlot.load(ordering: .relaxed) != 0 || !queue.isEmpty || !runtime.inject.isEmpty { return nil }
         guard let r = popReadyFiber() else { return nil }
+        counts.fiberResumes &+= 1
         // SAFETY: a word in the ready lists names a live, started fiber (FiberCore's
         // protocol); reading its context does not need a reference.
         return Unmanaged<FiberCore>.fromOpaque(r.fiberPointer)._withUnsafeGuaranteedRef { $0.context.unsafelyUnwrapped }

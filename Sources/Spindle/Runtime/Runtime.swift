@@ -86,6 +86,8 @@ public final class Runtime: @unchecked Sendable {
     let inject = InjectQueue()
     let idle: Idle
     let timers = TimerKeeper()
+    /// When the runtime was made (monotonic ns): Runtime.metrics's uptime.
+    let startedAtNanos = Sys.nowNanos()
     /// Readiness events for sockets and signals, polled by parked workers (Reactor.swift).
     let reactor: Reactor
     /// Where idle workers wait, and how they are woken (Driver.swift).

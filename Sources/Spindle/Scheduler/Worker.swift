@@ -68,6 +68,12 @@ final class Worker: @unchecked Sendable {
     /// allocated once, sized on first use).
     private var activityAtSearchStart: [UInt32] = []
     @exclusivity(unchecked) var tick: UInt32 = 0
+    /// What this worker has done (Runtime.metrics): owner-only plain counts, copied into
+    /// `published` when it parks and every `Tuning.globalQueueInterval` ticks (Tokio's
+    /// metrics batch), so the hot path pays a plain add and readers see at most one
+    /// interval's lag while it runs, exact counts while it is parked.
+    @exclusivity(unchecked) var counts = WorkerCounts()
+    let published = PublishedCounts()
     @exclusivity(unchecked) var fibersFirst = false
     @exclusivity(unchecked) var isSearching = false
     private var rng: UInt64
@@ -148,6 +154,28 @@ final class Worker: @unchecked Sendable {
         return bits == 0 ? nil : Runnable(bits: bits)
     }
 
+    /// Counts one look at the reactor and the events it delivered; returns them.
+    @inline(__always) @discardableResult
+    private func countPoll(_ events: Int) -> Int {
+        counts.polls &+= 1
+        counts.pollEvents &+= events
+        return events
+    }
+
+    /// Copies the owner's counts where Runtime.metrics reads them.
+    func publishCounts() {
+        let c = counts
+        let p = published
+        p.jobs.store(c.jobs, ordering: .relaxed)
+        p.fiberResumes.store(c.fiberResumes, ordering: .relaxed)
+        p.wakeups.store(c.wakeups, ordering: .relaxed)
+        p.parks.store(c.parks, ordering: .relaxed)
+        p.polls.store(c.polls, ordering: .relaxed)
+        p.pollEvents.store(c.pollEvents, ordering: .relaxed)
+        p.parkedNanos.store(c.parkedNanos, ordering: .relaxed)
+        p.readyFibers.store(readyFibers.count, ordering: .relaxed)
+    }
+
     @inline(__always)
     private func countStolen(_ n: Int) {
         stolenJobs.store(stolenJobs.load(ordering: .relaxed) &+ n, ordering: .relaxed)
@@ -186,7 +214,7 @@ final class Worker: @unchecked Sendable {
             // socket this worker just wrote to is usually ready by now, and its waiter then
             // resumes here, with no other thread woken (Driver: only the last worker awake
             // blocks in the reactor while nobody is stuck).
-            if runtime.driver.poll(worker: index, own: hasOwnRegistrations) > 0 { continue }
+            if countPoll(runtime.driver.poll(worker: index, own: hasOwnRegistrations)) > 0 { continue }
             if let r = search() { execute(r); continue }
             if done() { break }
             park(deadline: deadline, done: done)
@@ -207,9 +235,13 @@ final class Worker: @unchecked Sendable {
         }
         activity.store(tick << 1 | 1, ordering: .relaxed)
         switch r.kind {
-        case .swiftJob: runtime.execute(r)
+        case .swiftJob:
+            counts.jobs &+= 1
+            runtime.execute(r)
         case .fiber: runFiber(r.fiber)
-        case .wakeup: r.takeWakeup().fire()
+        case .wakeup:
+            counts.wakeups &+= 1
+            r.takeWakeup().fire()
         }
         activity.store(tick << 1, ordering: .relaxed)
     }
@@ -222,8 +254,9 @@ final class Worker: @unchecked Sendable {
         if tick % Tuning.globalQueueInterval == 0 {
             if runtime.isDraining && !fibersCancelledForDrain { cancelLiveFibersForShutdown() }
             // A busy worker still delivers I/O events (no wait) when nobody polls.
-            runtime.driver.poll(worker: index, own: hasOwnRegistrations)
+            countPoll(runtime.driver.poll(worker: index, own: hasOwnRegistrations))
             _ = fireTimers(now: Sys.nowNanos())
+            publishCounts()
             if let r = runtime.inject.pop() { return r }
         }
         fibersFirst.toggle()
@@ -343,10 +376,20 @@ final class Worker: @unchecked Sendable {
         if wasLastSearcher && runtime.hasVisibleWork() { driver.notifyOne() }
         if unparkedAfter == 0 && runtime.isDraining { runtime.tryFinishDrain() }
         defer { runtime.monitor?.workerWoke() }
+        counts.parks &+= 1
+        let parkedAt = Sys.nowNanos()
+        publishCounts()
+        published.parkedSince.store(parkedAt, ordering: .relaxed)
+        defer {
+            counts.parkedNanos &+= Sys.nowNanos() - parkedAt
+            published.parkedSince.store(0, ordering: .relaxed)
+            publishCounts()
+        }
 
         while true {
             // Where to wait (the shared reactor, our own, or the futex) is the Driver's call.
             let polled = driver.park(worker: index, ownEvents: hasOwnRegistrations, deadline: deadline)
+            if polled { counts.polls &+= 1 }
             if runtime.isStopped { return }
             // Woken (maybe nudged): events of our own backend may be waiting for us only.
             if hasOwnRegistrations { driver.pollOwn(worker: index) }
