@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "SpindleTLS", targets: ["SpindleTLS"]),
         // The runtime's metrics published through swift-metrics by a periodic sampler.
         .library(name: "SpindleMetrics", targets: ["SpindleMetrics"]),
+        // The runtime's warnings through swift-log.
+        .library(name: "SpindleLogging", targets: ["SpindleLogging"]),
         .executable(name: "spindle", targets: ["spindle"]),
     ],
     dependencies: [
@@ -51,6 +53,8 @@ let package = Package(
         // Runtime.metrics() through swift-metrics (an integration target: Spindle knows
         // nothing of it).
         .target(name: "SpindleMetrics", dependencies: ["Spindle", .product(name: "Metrics", package: "swift-metrics")]),
+        // RuntimeWarning through swift-log (an integration target).
+        .target(name: "SpindleLogging", dependencies: ["Spindle", .product(name: "Logging", package: "swift-log")]),
         // HTTP/1.1 on Spindle: the parser, the server, the client. Builds on Spindle;
         // Spindle knows nothing of it.
         .target(
@@ -103,6 +107,10 @@ let package = Package(
         .testTarget(
             name: "SpindleMetricsTests",
             dependencies: ["SpindleMetrics", "Spindle", .product(name: "MetricsTestKit", package: "swift-metrics")]
+        ),
+        .testTarget(
+            name: "SpindleLoggingTests",
+            dependencies: ["SpindleLogging", "Spindle", .product(name: "Logging", package: "swift-log")]
         ),
         // What the HTTP and TLS tests share: running curl, python3 and openssl beside them.
         .target(name: "SpindleTestTools", path: "Tests/SpindleTestTools"),

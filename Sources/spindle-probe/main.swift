@@ -200,6 +200,15 @@ case "global-throws":
     }
     print("done")
 
+case "warning-after-shutdown":
+    // A job enqueued on a stopped runtime runs elsewhere, and stderr says so.
+    let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 1, name: "probe-warn"))
+    _ = rt.shutdown(timeout: .seconds(10))
+    let ran = Semaphore(permits: 0)
+    Task(executorPreference: rt) { ran.release() }
+    try ran.acquire()
+    print("done")
+
 case "shutdown-global":
     _ = try Runtime.main { () async -> Int in
         Runtime.global!.shutdown()

@@ -218,7 +218,11 @@ private let breakingFaults: [FaultInjection.Rule] = transientFaults + [
     /// accept out of descriptors (EMFILE, ENFILE) backs off and then serves the waiting
     /// connection; nothing spins.
     @Test func acceptUnderEMFILEBacksOffAndServes() async throws {
-        let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 2, name: "fi"))
+        let name = "fi-emfile-\(UInt32.random(in: 0...UInt32.max))"
+        let warnings = Lock<[RuntimeWarning]>([])
+        let token = RuntimeWarning.addHandler { w in if w.runtime == name { warnings.withLock { $0.append(w) } } }
+        defer { RuntimeWarning.removeHandler(token) }
+        let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 2, name: name))
         defer { rt.shutdown() }
         let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
         FaultInjection.enable(seed: seed, rules: [.init("accept4", errno: EMFILE, calls: 1...3), .init("accept4", errno: ENFILE, calls: 4...4)])
@@ -232,6 +236,10 @@ private let breakingFaults: [FaultInjection.Rule] = transientFaults + [
         try await s.write([1, 2, 3])
         #expect(try await served.value == [1, 2, 3])
         #expect(listener.descriptorBackoffCount >= 4, "backoffs: \(listener.descriptorBackoffCount) (seed \(seed))")
+        // Reported, once: the four back-offs fall within the rate limit's second.
+        let seen = warnings.withLock { $0 }
+        #expect(seen.count == 1 && seen.first?.kind == .descriptorBackoff, "\(seen)")
+        #expect(seen.first?.message.contains("out of file descriptors") == true)
         s.close()
         listener.close()
     }

@@ -57,6 +57,12 @@ final class ListenerCore: Sendable {
         }
     }
 
+    private func warnBackoff(_ pause: Duration) {
+        let name = io.runtime.configuration.name
+        RuntimeWarning.emit(.descriptorBackoff, runtime: name,
+                            "accept on \(address) found the process out of file descriptors; pausing \(pause) before the next try (raise the limit with ulimit -n, or close idle connections)")
+    }
+
     func accept() async throws -> (Int32, SocketAddress?) {
         var backoff = Tuning.acceptFirstBackoff
         while true {
@@ -64,6 +70,7 @@ final class ListenerCore: Sendable {
                 return try await io.perform(.read, address: address) { fd throws(SysError) in try ListenerCore.attempt(fd) }
             } catch SocketError.tooManyOpenFiles {
                 backoffs.add(1, ordering: .relaxed)
+                warnBackoff(backoff)
                 try await sleep(for: backoff)
                 backoff = min(backoff * 2, Tuning.acceptMaxBackoff)
             }
@@ -77,6 +84,7 @@ final class ListenerCore: Sendable {
                 return try io.performBlocking("accept()", .read, address: address) { fd throws(SysError) in try ListenerCore.attempt(fd) }
             } catch SocketError.tooManyOpenFiles {
                 backoffs.add(1, ordering: .relaxed)
+                warnBackoff(backoff)
                 try sleep(for: backoff)
                 backoff = min(backoff * 2, Tuning.acceptMaxBackoff)
             }

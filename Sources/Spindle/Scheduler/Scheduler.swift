@@ -166,8 +166,10 @@ extension Runtime {
             w.forwardAfterStop(deadline: deadline)
             return
         }
-        orphanCount.add(1, ordering: .relaxed)
+        let forwarded = orphanCount.add(1, ordering: .relaxed).newValue
         keepAliveForForwardedJobs()
+        RuntimeWarning.emit(.jobForwardedAfterShutdown, runtime: configuration.name,
+                            "runtime '\(configuration.name)' has shut down, and a job that reached it ran on Swift's global executor instead (\(forwarded) so far); await a runtime's tasks before shutting it down, or let them end first")
         let fallback = globalConcurrentExecutor
         if (fallback as AnyObject) === self {
             spindleFatal("a job was enqueued on the global Spindle runtime after it stopped")

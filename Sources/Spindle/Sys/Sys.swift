@@ -42,6 +42,19 @@ func spindleFatal(_ message: String, file: StaticString = #fileID, line: UInt = 
 }
 
 enum Sys {
+    /// Writes a line to standard error for the runtime's own messages (warnings): best
+    /// effort, whole or in pieces, never failing the caller.
+    static func writeStandardError(_ text: String) {
+        var bytes = Array(text.utf8)
+        bytes.withUnsafeMutableBytes { b in
+            var offset = 0
+            while offset < b.count {
+                let n = Glibc.write(2, b.baseAddress! + offset, b.count - offset)
+                if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
+            }
+        }
+    }
+
     enum Outcome<T> {
         case ok(T)
         case wouldBlock
