@@ -137,6 +137,31 @@ int spindle_signal_block_all(void);
 // Returns 0 or -errno.
 int spindle_signal_wait(int fd, uint64_t deliverable);
 
+// ---- stall backtraces (Stall.c) ----
+// The real-time signal the stall backtraces use (installed on first call), or -errno.
+int spindle_stall_signal(void);
+// Interrupts `thread` (a pthread_t) and walks its frame pointers from where it was: up to
+// `max` return addresses into `out`, innermost first. Returns the count, or -errno
+// (-ETIMEDOUT if the thread did not take the signal within `timeout_ns`).
+int spindle_stall_capture(uint64_t thread, uintptr_t *_Nonnull out, int max, int64_t timeout_ns);
+// A thread's signal mask, saved.
+typedef struct { sigset_t set; } spindle_sigmask;
+// Lets the stall signal through in the calling thread, saving its mask in `old`: threads
+// spawned meanwhile inherit the unblocked mask (the spawner may have inherited one that
+// blocks it, from whatever started the process). 0 or -errno.
+int spindle_stall_unblock_saving(spindle_sigmask *_Nonnull old);
+// Puts back a mask saved by spindle_stall_unblock_saving.
+void spindle_sigmask_restore(const spindle_sigmask *_Nonnull old);
+// The function holding `address` (dladdr, then the file's own symbol table for functions
+// it does not export) copied into `name` (empty if unknown), the file holding it, and the
+// function's (or the file's) start. Returns 0 if no loaded object holds it. Not
+// async-signal-safe.
+int spindle_symbolize(uintptr_t address, char *_Nonnull name, size_t cap, const char *_Nullable *_Nonnull file,
+                      uintptr_t *_Nonnull start);
+// Swift's demangler (libswiftCore): a malloc'd, NUL-terminated readable name, or NULL.
+char *_Nullable swift_demangle(const char *_Nonnull mangled, size_t length, char *_Nullable out,
+                               size_t *_Nullable outLength, uint32_t flags);
+
 #include "CSpindleFiber.h"
 
 #endif

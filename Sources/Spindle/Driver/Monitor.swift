@@ -40,6 +40,11 @@ final class Monitor: Sendable {
         let workers = runtime.workers
         let driver = runtime.driver
         var last = [UInt32](repeating: 0, count: workers.count)
+        // Stalls: when each worker's current activity value was first seen, and the value
+        // last reported (one report per stall).
+        let threshold = runtime.configuration.stallThreshold.map { Int64($0.components.seconds) * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000 }
+        var firstSeen = [Int64](repeating: Sys.nowNanos(), count: workers.count)
+        var reported = [UInt32](repeating: 0, count: workers.count)
         var idleChecks = 0
         var interval = Tuning.monitorIntervalNanos
         while !stopped.load(ordering: .acquiring) {
@@ -52,7 +57,11 @@ final class Monitor: Sendable {
                 idleChecks = 0
                 interval = Tuning.monitorIntervalNanos
                 // Forget what the workers did before the sleep: nobody is stuck yet.
-                for w in workers { last[w.index] = w.activity.load(ordering: .relaxed) }
+                let now = Sys.nowNanos()
+                for w in workers {
+                    last[w.index] = w.activity.load(ordering: .relaxed)
+                    firstSeen[w.index] = now
+                }
                 continue
             }
             parker.park(timeoutNanos: interval)
@@ -60,12 +69,18 @@ final class Monitor: Sendable {
 
             var stuck = false
             var queuedBehindStuck = false
+            let now = Sys.nowNanos()
             for w in workers {
                 let a = w.activity.load(ordering: .relaxed)
                 defer { last[w.index] = a }
+                if a != last[w.index] { firstSeen[w.index] = now }
                 guard a & 1 == 1, a == last[w.index] else { continue }
                 stuck = true
                 if w.runNextSlot.load(ordering: .relaxed) != 0 || !w.queue.isEmpty { queuedBehindStuck = true }
+                if let threshold, reported[w.index] != a, now - firstSeen[w.index] >= threshold {
+                    reported[w.index] = a
+                    reportStall(runtime, w, activity: a, for: now - firstSeen[w.index], threshold: threshold)
+                }
             }
             driver.pollerWanted.store(stuck, ordering: .relaxed)
             var rescued = false
@@ -82,6 +97,23 @@ final class Monitor: Sendable {
             interval = rescued ? Tuning.monitorIntervalNanos : min(interval * 2, Tuning.monitorMaxIntervalNanos)
             idleChecks = runtime.idle.unparkedCount == 0 ? idleChecks + 1 : 0
         }
+    }
+
+    /// Reports a worker inside one job or fiber turn since `nanos` ago (at least: the
+    /// Monitor saw the turn begin up to one interval late), with its backtrace taken on its
+    /// own thread at this moment (Stall.c) and symbolized here.
+    private func reportStall(_ runtime: Runtime, _ w: Worker, activity a: UInt32, for nanos: Int64, threshold: Int64) {
+        let what = a & 2 != 0 ? "a fiber" : "a job"
+        let frames = Symbols.backtrace(ofThread: w.thread.load(ordering: .relaxed))
+        let trace: String
+        if let frames, !frames.isEmpty, w.activity.load(ordering: .relaxed) == a {
+            trace = frames.indices.map { i in "\n    #\(i) " + Symbols.describe(frames[i], isReturnAddress: i > 0) }.joined()
+        } else {
+            trace = "\n    (no backtrace: " + (frames == nil ? "the thread did not answer the signal" : "the turn ended while it was taken") + ")"
+        }
+        let name = runtime.configuration.name
+        RuntimeWarning.emit(.stall, runtime: name, perWorker: w.index,
+                            "worker \(w.index) of runtime '\(name)' has run \(what) for \(nanos / 1_000_000) ms without yielding (threshold \(threshold / 1_000_000) ms); move blocking or long CPU work to spawnBlocking, or yield in long loops. Its stack now:" + trace)
     }
 
     /// A worker left its park: make sure the Monitor watches again.

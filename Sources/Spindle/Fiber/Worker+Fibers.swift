@@ -89,7 +89,7 @@ extension Worker {
     @inline(__always)
     func directSuccessor() -> UnsafeMutablePointer<spindle_fiber_context>? {
         tick &+= 1
-        activity.store(tick << 1 | 1, ordering: .relaxed)
+        activity.store(tick << 2 | 2 | 1, ordering: .relaxed)
         if tick % Tuning.globalQueueInterval == 0 { return nil }
         if runNextSlot.load(ordering: .relaxed) != 0 || !queue.isEmpty || !runtime.inject.isEmpty { return nil }
         guard let r = popReadyFiber() else { return nil }

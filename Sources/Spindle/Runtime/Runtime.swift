@@ -60,6 +60,11 @@ public final class Runtime: @unchecked Sendable {
         /// page); 1,000,000 such stacks take 68 GB of address space, well inside the 128 TB
         /// a process has. A fiber that needs more asks for it in `spawnFiber(stackSize:)`.
         public var fiberStackSize: Int
+        /// A worker inside one job or fiber turn for longer than this is reported (once
+        /// per stall, with its backtrace: a `RuntimeWarning` of kind `.stall`); nil turns
+        /// the detector off. 100 ms by default. Needs the `.multiThread` flavour (the
+        /// Monitor thread watches; a current-thread runtime has none).
+        public var stallThreshold: Duration?
 
         public init(
             flavor: Flavor = .multiThread,
@@ -68,7 +73,8 @@ public final class Runtime: @unchecked Sendable {
             blockingThreadLimit: Int = 512,
             blockingKeepAlive: Duration = .seconds(10),
             localQueueCapacity: Int = 256,
-            fiberStackSize: Int = 64 * 1024
+            fiberStackSize: Int = 64 * 1024,
+            stallThreshold: Duration? = .milliseconds(100)
         ) {
             self.flavor = flavor
             self.workerCount = workerCount
@@ -77,6 +83,7 @@ public final class Runtime: @unchecked Sendable {
             self.blockingKeepAlive = blockingKeepAlive
             self.localQueueCapacity = localQueueCapacity
             self.fiberStackSize = fiberStackSize
+            self.stallThreshold = stallThreshold
         }
     }
 
@@ -152,7 +159,9 @@ public final class Runtime: @unchecked Sendable {
             throw .reactorUnavailable(error)
         }
         self.driver = Driver(reactor: reactor, timers: timers, idle: idle, workerCount: n)
-        self.monitor = config.flavor == .multiThread && n >= 2 ? Monitor() : nil
+        // The Monitor rescues work stuck behind a busy worker (two or more workers) and
+        // reports stalls (any number, when the detector is on).
+        self.monitor = config.flavor == .multiThread && (n >= 2 || config.stallThreshold != nil) ? Monitor() : nil
         self.blocking = BlockingPool(name: config.name, limit: config.blockingThreadLimit, keepAlive: config.blockingKeepAlive)
         workers = (0..<n).map { Worker(index: $0, runtime: self, queueCapacity: cap) }
         if config.flavor == .multiThread {
@@ -166,6 +175,11 @@ public final class Runtime: @unchecked Sendable {
     }
 
     private func startThreads() throws(RuntimeError) {
+        // Workers are born with the stall signal let through (Stall.c), whatever the mask
+        // of the thread making the runtime; that thread's own mask is put back after.
+        var savedMask = spindle_sigmask()
+        let unblocked = configuration.stallThreshold != nil && spindle_stall_unblock_saving(&savedMask) == 0
+        defer { if unblocked { spindle_sigmask_restore(&savedMask) } }
         if let monitor {
             // Not counted in liveThreads: it exits on stop, holding the runtime until then.
             do {

@@ -12,6 +12,9 @@ public struct RuntimeWarning: Sendable, CustomStringConvertible {
         case descriptorBackoff
         /// A job reached the runtime after it stopped and ran on Swift's global executor.
         case jobForwardedAfterShutdown
+        /// A worker stayed inside one job or fiber turn past the stall threshold
+        /// (`Runtime.Configuration.stallThreshold`); the message holds its backtrace.
+        case stall
     }
 
     public let kind: Kind
@@ -66,9 +69,9 @@ public struct RuntimeWarning: Sendable, CustomStringConvertible {
 
     /// Reports a warning, unless one of its kind for its runtime went out less than a
     /// second ago (then it is counted and mentioned by the next).
-    static func emit(_ kind: Kind, runtime: String, _ message: @autoclosure () -> String) {
+    static func emit(_ kind: Kind, runtime: String, perWorker worker: Int? = nil, _ message: @autoclosure () -> String) {
         let now = Sys.nowNanos()
-        let key = "\(runtime)\u{0}\(kind.rawValue)"
+        let key = "\(runtime)\u{0}\(kind.rawValue)\u{0}\(worker ?? -1)"
         let held: Int? = limits.withLock { l in
             if let prior = l[key], now - prior.last < 1_000_000_000 {
                 l[key]!.suppressed += 1

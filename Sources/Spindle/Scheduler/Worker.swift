@@ -42,10 +42,14 @@ final class Worker: @unchecked Sendable {
     let queue: LocalQueue
     /// The run-next job's bits, 0 when empty. Owner exchanges; searchers may CAS it to 0.
     let runNextSlot = Atomic<UInt>(0)
-    /// `tick << 1 | 1` while a job or fiber turn runs, `tick << 1` between them (wrapping).
-    /// Owner stores (relaxed); searchers and the Monitor read it to tell a worker stuck in
-    /// one long job (odd, unchanged) from one that is about to take its run-next.
+    /// `tick << 2 | kind << 1 | 1` while a job (kind 0) or fiber turn (kind 1) runs,
+    /// `tick << 2` between them (wrapping). Owner stores (relaxed); searchers and the
+    /// Monitor read it to tell a worker stuck in one long job (odd, unchanged) from one
+    /// that is about to take its run-next, and the stall report which kind it is.
     let activity = Atomic<UInt32>(0)
+    /// The pthread running this worker's loop (0 before it starts): where the Monitor
+    /// sends the signal that takes a stalled worker's backtrace.
+    let thread = Atomic<UInt>(0)
     /// Jobs this worker took from other workers (stolen batches and run-next slots):
     /// each one is a thread hop. Written by the owner only, read by `Runtime.statistics`.
     let stolenJobs = Atomic<Int>(0)
@@ -204,6 +208,7 @@ final class Worker: @unchecked Sendable {
         // SAFETY: see `current`; restored below before `self` can go away.
         spindle_set_current_worker(Unmanaged.passUnretained(self).toOpaque())
         defer { spindle_set_current_worker(previous) }
+        thread.store(UInt(pthread_self()), ordering: .relaxed)
 
         while !done() {
             if runtime.isStopped { break }
@@ -233,7 +238,7 @@ final class Worker: @unchecked Sendable {
             // Rule 3 of Idle: the last searcher to find work wakes the next one.
             if runtime.idle.transitionFromSearching() { runtime.driver.notifyOne() }
         }
-        activity.store(tick << 1 | 1, ordering: .relaxed)
+        activity.store(tick << 2 | (r.kind == .fiber ? 2 : 0) | 1, ordering: .relaxed)
         switch r.kind {
         case .swiftJob:
             counts.jobs &+= 1
@@ -243,7 +248,7 @@ final class Worker: @unchecked Sendable {
             counts.wakeups &+= 1
             r.takeWakeup().fire()
         }
-        activity.store(tick << 1, ordering: .relaxed)
+        activity.store(tick << 2, ordering: .relaxed)
     }
 
     /// One pick per tick. Ready fibers and jobs alternate (`fibersFirst` flips on every
