@@ -161,7 +161,13 @@ enum Sys {
     /// instance or the buffer the runtime owns is invalid.
     static func epollWait(_ ep: Int32, _ events: UnsafeMutablePointer<epoll_event>, capacity: Int32, timeoutNanos: Int64) -> Int {
         #if DEBUG
-        if FaultInjection.fault("epoll_wait") == EINTR { return 0 }
+        // Only a wait that would block can be interrupted: a zero-timeout look never
+        // sleeps, so the kernel never fails it with EINTR. Injecting it there let a worker
+        // skip the look at its own backend that follows every wake-up and then block in
+        // the shared reactor, whose nested edge for that backend another poller had
+        // already taken: FaultInjectionTests hung about 1 run in 15, and 0 in 60 after
+        // this (a real signal cannot do it: the look after an interrupted wait is real).
+        if timeoutNanos != 0, FaultInjection.fault("epoll_wait") == EINTR { return 0 }
         #endif
         let n = spindle_epoll_wait(ep, events, capacity, timeoutNanos)
         if n >= 0 { return Int(n) }
