@@ -180,10 +180,20 @@ public final class Runtime: @unchecked Sendable {
         var savedMask = spindle_sigmask()
         let unblocked = configuration.stallThreshold != nil && spindle_stall_unblock_saving(&savedMask) == 0
         defer { if unblocked { spindle_sigmask_restore(&savedMask) } }
+        // init returns once every thread runs its body: a thread still inside pthread's
+        // start-up has every signal blocked for a moment, and a program looking at the
+        // threads' masks right after init would see that instead of their own.
+        let started = StartCount()
+        var spawned = 0
+        defer { while started.count.load(ordering: .acquiring) < spawned { sched_yield() } }
         if let monitor {
             // Not counted in liveThreads: it exits on stop, holding the runtime until then.
             do {
-                try OSThread.spawn(name: "\(configuration.name)-mon") { [self] in monitor.run(self) }
+                try OSThread.spawn(name: "\(configuration.name)-mon") { [self] in
+                    started.count.add(1, ordering: .releasing)
+                    monitor.run(self)
+                }
+                spawned += 1
             } catch {
                 stop()
                 throw .threadSpawnFailed(error)
@@ -193,6 +203,7 @@ public final class Runtime: @unchecked Sendable {
         for w in workers {
             do {
                 try OSThread.spawn(name: "\(configuration.name)-\(w.index)") { [self] in
+                    started.count.add(1, ordering: .releasing)
                     // Timers are due when due: the keeper's timed wait may end at most
                     // `Tuning.timerSlackNanos` late instead of Linux's default 50 µs.
                     _ = spindle_set_timer_slack(Tuning.timerSlackNanos)
@@ -202,6 +213,7 @@ public final class Runtime: @unchecked Sendable {
                         threadsExited.open()
                     }
                 }
+                spawned += 1
             } catch {
                 // Stop what did start; those threads exit at once.
                 let missing = workers.count - w.index
@@ -392,4 +404,9 @@ public final class Runtime: @unchecked Sendable {
             }
         }
     }
+}
+
+/// Threads of a runtime that have begun running their bodies (Runtime.startThreads).
+private final class StartCount: Sendable {
+    let count = Atomic<Int>(0)
 }
