@@ -106,7 +106,7 @@ let package = Package(
         // The HTTP parser, server and client, and against curl and Python's http modules.
         .testTarget(
             name: "SpindleMetricsTests",
-            dependencies: ["SpindleMetrics", "Spindle", .product(name: "MetricsTestKit", package: "swift-metrics")]
+            dependencies: ["SpindleMetrics", "Spindle", "SpindleTestTools", .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),
         .testTarget(
             name: "SpindleLoggingTests",

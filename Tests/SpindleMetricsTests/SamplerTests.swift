@@ -5,6 +5,7 @@ import Metrics
 import MetricsTestKit
 import Spindle
 import SpindleMetrics
+import SpindleTestTools
 import Testing
 
 @Suite struct SamplerTests {
@@ -24,11 +25,7 @@ import Testing
         let listeners = try (0..<2).map { _ in try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt) }
         defer { listeners.forEach { $0.close() } }
         // Exact counts once both workers have parked (they publish then).
-        var parked = false
-        for _ in 0..<10_000 where !parked {
-            parked = rt.metrics().workers.allSatisfy(\.isParked)
-            if !parked { try await Task.sleep(for: .milliseconds(1)) }
-        }
+        #expect(await waitUntil { rt.metrics().workers.allSatisfy(\.isParked) })
         sampler.sample()
         #expect(try jobs(0) + jobs(1) - startJobs >= Int64(tasks))
         let descriptors = try backend.expectGauge("spindle_registered_descriptors", [("runtime", "test")]).lastValue
@@ -48,13 +45,9 @@ import Testing
         defer { rt.shutdown() }
         let sampler = RuntimeMetricsSampler(runtime: rt, interval: .milliseconds(5), factory: backend)
         let task = Task { try await sampler.run() }
-        var samples = 0
-        for _ in 0..<10_000 where samples < 3 {
-            samples = (try? backend.expectGauge("spindle_armed_timers").values.count) ?? 0
-            if samples < 3 { try await Task.sleep(for: .milliseconds(1)) }
-        }
+        let sampled = await waitUntil { ((try? backend.expectGauge("spindle_armed_timers").values.count) ?? 0) >= 3 }
         task.cancel()
         _ = await task.result
-        #expect(samples >= 3)
+        #expect(sampled, "fewer than 3 samples")
     }
 }
