@@ -6,12 +6,17 @@
 #      (one dependency added to its test targets, no code change), plus one test of ours
 #      that fails unless Spindle really is installed.
 # Prints the wall time and pass/fail counts of each run, names the failed tests and the
-# test that hung (if one did), and exits non-zero if either run fails or the proof test
-# did not pass. Nothing is written inside this repository; their code is never committed.
+# test that hung (if one did), and exits non-zero if the Spindle run fails or hangs or the
+# proof test did not pass. The default-executor run is the baseline, not a test of ours: a
+# failure or hang there is printed as such ("BASELINE ...") and does not fail CI. (A race in
+# 1.1.4 itself, see SKIP_TESTS below, hung the baseline and failed CI once after a 1500 s
+# wait.)
+# Nothing is written inside this repository; their code is never committed.
 #
 # Usage: .ci/async-algorithms.sh          (CI=true and no stdin are fine)
 # Knobs (environment):
-#   ASYNC_ALGORITHMS_TIMEOUT   seconds per test run before it counts as a hang (1500)
+#   ASYNC_ALGORITHMS_TIMEOUT   seconds per test run before it counts as a hang (300; the
+#                              whole suite takes 6-10 s on either executor)
 #   ASYNC_ALGORITHMS_FILTER    a `swift test --filter` regex, to run part of the suite
 #   ASYNC_ALGORITHMS_RUNS      which runs: "default spindle" (both, the default), or one
 #   ASYNC_ALGORITHMS_KEEP=1    keep the temporary directory (builds and logs) for a look
@@ -20,11 +25,20 @@ set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 VERSION=1.1.4
 URL=https://github.com/apple/swift-async-algorithms.git
-RUN_TIMEOUT="${ASYNC_ALGORITHMS_TIMEOUT:-1500}"
+RUN_TIMEOUT="${ASYNC_ALGORITHMS_TIMEOUT:-300}"
 BUILD_TIMEOUT=2400
 FILTER="${ASYNC_ALGORITHMS_FILTER:-}"
 RUNS="${ASYNC_ALGORITHMS_RUNS:-default spindle}"
 PROOF_CLASS=SpindleInstalledTests
+# Upstream tests left out of both runs, each with the reason printed when the run starts.
+# test_empty_inner: 1.1.4's flatMapLatest stores the inner task's handle outside its lock
+# after the task is already running (FlatMapLatestStorage.swift, innerTaskStarted), so an
+# inner sequence that finishes at once can leave the consumer's continuation stored with
+# nothing left to resume it. A race in the library on any parallel executor: here it hung
+# 10 runs in 40 (the test, then its class) on Swift's default executor, 0 in 40 on
+# Spindle.
+SKIP_TESTS='TestFlatMapLatest/test_empty_inner'
+SKIP_REASON="TestFlatMapLatest.test_empty_inner skipped in both runs: upstream 1.1.4's flatMapLatest races (innerTaskStarted records a task that may have finished, outside the lock) and can hang on any parallel executor; see .ci/async-algorithms.sh"
 PROOF_TEST="$PROOF_CLASS.test_spindleIsTheGlobalExecutor"
 # SwiftPM names a path dependency after its directory's last component, lowercased.
 SPINDLE_IDENTITY="$(basename "$REPO" | tr '[:upper:]' '[:lower:]')"
@@ -125,6 +139,7 @@ kill_leftovers() {
 
 declare -A BUILD_S TEST_S PASSED FAILED EXECUTED STATUS HUNG FAILED_NAMES
 OVERALL=0
+BASELINE_FAILED=0
 
 # Counts XCTest results in a log; sets the globals for run $1.
 summarize() {
@@ -142,6 +157,11 @@ summarize() {
     fi
 }
 
+# fail RUN: the run failed; it fails CI unless it is the baseline (default executor).
+fail() {
+    if [ "$1" = default ]; then BASELINE_FAILED=1; else OVERALL=1; fi
+}
+
 # run_suite NAME DIR [FILTER]: builds the tests, then runs them under the timeout.
 run_suite() {
     local run="$1" dir="$2" filter="${3:-}" log="$WORK/$1.log" start rc
@@ -152,13 +172,14 @@ run_suite() {
         tail -50 "$WORK/$run.build.log"
         echo "=== $run: BUILD FAILED"
         STATUS[$run]="build failed"; BUILD_S[$run]=$(seconds_since "$start"); TEST_S[$run]=-
-        PASSED[$run]=0; FAILED[$run]=0; OVERALL=1
+        PASSED[$run]=0; FAILED[$run]=0; fail "$run"
         return
     fi
     BUILD_S[$run]=$(seconds_since "$start")
     echo "=== $run: built in ${BUILD_S[$run]} s"
-    local args=(test --no-parallel --skip-build)
+    local args=(test --no-parallel --skip-build --skip "$SKIP_TESTS")
     [ -n "$filter" ] && args+=(--filter "$filter")
+    echo "=== $run: $SKIP_REASON"
     echo "=== $run: swift ${args[*]} (timeout $RUN_TIMEOUT s)"
     start=$(now_ms)
     set +e
@@ -169,9 +190,9 @@ run_suite() {
     TEST_S[$run]=$(seconds_since "$start")
     summarize "$run" "$log"
     if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-        STATUS[$run]="TIMED OUT after $RUN_TIMEOUT s"; OVERALL=1
+        STATUS[$run]="TIMED OUT after $RUN_TIMEOUT s"; fail "$run"
     elif [ "$rc" != 0 ]; then
-        STATUS[$run]="FAILED (exit $rc)"; OVERALL=1
+        STATUS[$run]="FAILED (exit $rc)"; fail "$run"
     else
         STATUS[$run]="passed"
     fi
@@ -227,4 +248,8 @@ for run in $RUNS; do
     [ -n "${FAILED_NAMES[$run]:-}" ] && echo "    failed: ${FAILED_NAMES[$run]}"
     [ -n "${HUNG[$run]:-}" ] && echo "    hung (started, never finished): ${HUNG[$run]}"
 done
+if [ "$BASELINE_FAILED" = 1 ]; then
+    echo "BASELINE (Swift's default executor) did not pass: that is upstream's suite on Swift's own"
+    echo "executor, reported for comparison; it does not fail CI. The Spindle run decides."
+fi
 exit "$OVERALL"
