@@ -11,7 +11,8 @@
 // Every read of stack memory in the handler goes through process_vm_readv on our own pid,
 // which fails with EFAULT on an unmapped address instead of faulting: a frame pointer
 // that is not one (code built without frame pointers) ends the walk, it cannot crash it.
-// One capture at a time: the Monitor is the only caller, from one thread.
+// One capture at a time (the Monitor's stall reports and Runtime.dump both ask): a mutex
+// around each capture.
 #define _GNU_SOURCE
 #include "CSpindle.h"
 #include <signal.h>
@@ -36,6 +37,25 @@ static int read_word(uintptr_t address, uintptr_t *out) {
     return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)sizeof *out;
 }
 
+// The frame-pointer walk: `pc`, then the return address of each frame. Each frame:
+// [fp] = the caller's fp, [fp + 8] = the return address. A frame pointer lies above the
+// stack pointer and grows toward the stack's base with every frame; `upper` bounds it
+// (the stack's end, when known). Async-signal-safe.
+static int walk_frames(uintptr_t pc, uintptr_t fp, uintptr_t sp, uintptr_t upper, uintptr_t *out, int max) {
+    int n = 0;
+    if (pc && n < max) out[n++] = pc;
+    uintptr_t lower = sp;
+    while (n < max && fp >= lower && fp < upper && (fp & (sizeof(uintptr_t) - 1)) == 0) {
+        uintptr_t next, ret;
+        if (!read_word(fp, &next) || !read_word(fp + sizeof(uintptr_t), &ret) || ret == 0) break;
+        out[n++] = ret;
+        if (next <= fp) break;
+        lower = fp;
+        fp = next;
+    }
+    return n;
+}
+
 static void stall_handler(int signo, siginfo_t *info, void *context) {
     (void)signo; (void)info;
     int saved = errno;
@@ -57,20 +77,7 @@ static void stall_handler(int signo, siginfo_t *info, void *context) {
 #else
     pc = 0; fp = 0; sp = 0;
 #endif
-    int n = 0;
-    if (pc) stall_frames[n++] = pc;
-    // Each frame: [fp] = the caller's fp, [fp + 8] = the return address. A frame pointer
-    // lies above the stack pointer and grows toward the stack's base with every frame.
-    uintptr_t lower = sp;
-    while (n < STALL_MAX_FRAMES && fp >= lower && (fp & (sizeof(uintptr_t) - 1)) == 0) {
-        uintptr_t next, ret;
-        if (!read_word(fp, &next) || !read_word(fp + sizeof(uintptr_t), &ret) || ret == 0) break;
-        stall_frames[n++] = ret;
-        if (next <= fp) break;
-        lower = fp;
-        fp = next;
-    }
-    stall_count = n;
+    stall_count = walk_frames(pc, fp, sp, UINTPTR_MAX, stall_frames, STALL_MAX_FRAMES);
     __atomic_store_n(&stall_state, 2, __ATOMIC_RELEASE);
     errno = saved;
 }
@@ -85,12 +92,38 @@ static void stall_install(void) {
     if (sigaction(stall_signal, &sa, NULL) != 0) stall_install_error = errno;
 }
 
+int spindle_fiber_backtrace(const spindle_fiber_context *ctx, uintptr_t *out, int max) {
+    uintptr_t sp = (uintptr_t)ctx->sp, pc, fp;
+    if (!sp) return 0;
+#if defined(__x86_64__)
+    // The suspended frame (switch_x86_64.S): +48 rbp, +56 the resume address.
+    if (!read_word(sp + 48, &fp) || !read_word(sp + 56, &pc)) return 0;
+#elif defined(__aarch64__)
+    // The suspended frame (switch_aarch64.S): +80 x29 (fp), +88 x30 (the resume address).
+    if (!read_word(sp + 80, &fp) || !read_word(sp + 88, &pc)) return 0;
+#else
+    return 0;
+#endif
+    uintptr_t upper = (uintptr_t)ctx->stack_base + ctx->stack_size;
+    return walk_frames(pc, fp, sp, upper, out, max);
+}
+
 int spindle_stall_signal(void) {
     pthread_once(&stall_once, stall_install);
     return stall_install_error ? -stall_install_error : stall_signal;
 }
 
+static pthread_mutex_t capture_lock = PTHREAD_MUTEX_INITIALIZER;
+static int capture_locked(uint64_t thread, uintptr_t *_Nonnull out, int max, int64_t timeout_ns);
+
 int spindle_stall_capture(uint64_t thread, uintptr_t *_Nonnull out, int max, int64_t timeout_ns) {
+    pthread_mutex_lock(&capture_lock);
+    int r = capture_locked(thread, out, max, timeout_ns);
+    pthread_mutex_unlock(&capture_lock);
+    return r;
+}
+
+static int capture_locked(uint64_t thread, uintptr_t *_Nonnull out, int max, int64_t timeout_ns) {
     int signo = spindle_stall_signal();
     if (signo < 0) return signo;
     __atomic_store_n(&stall_count, 0, __ATOMIC_RELAXED);

@@ -377,12 +377,56 @@ case "signal-fd-zero":
     stream.stop()
     print("done")
 
+case "trace-env":
+    // SPINDLE_TRACE=path (set by the test): a traced fiber, and the file written at exit.
+    let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 1, name: "probe-trace"))
+    check("traced", try rt.spawnFiber(name: "traced") { () throws -> Int in try Fiber.yield(); return 1 }.join() == 1)
+    rt.shutdown()
+    print("done")
+
+case "dump-signal":
+    // SPINDLE_DUMP_SIGNAL=USR1 (set by the test): a fiber parked three calls deep, then the
+    // signal; this process's stderr goes to a pipe it reads until the dump names all three
+    // calls, and copies what it read to stdout for the test.
+    let rt = try Runtime(Runtime.Configuration(flavor: .multiThread, workerCount: 1, name: "probe-dump"))
+    let ball = Channel<Int>(capacity: 0)
+    let parked = Semaphore(permits: 0)
+    let sleeper = rt.spawnFiber(name: "sleeper") { parked.release(); return try probeDumpOuter(ball) }
+    try parked.acquire()
+    var fds: [Int32] = [0, 0]
+    check("pipe", pipe(&fds) == 0)
+    let savedStderr = dup(2)
+    check("dup2", dup2(fds[1], 2) == 2)
+    var text = ""
+    // The fiber may still be on its way into the receive when the first signal lands: the
+    // dump then shows it running or ready; signal again until it shows parked.
+    let deadline = probeNowNanos() + 20_000_000_000
+    while !(text.contains("probeDumpOuter") && text.contains("parked (channel)")) && probeNowNanos() < deadline {
+        kill(getpid(), SIGUSR1)
+        var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+        if poll(&p, 1, 1000) == 1 {
+            var buf = [UInt8](repeating: 0, count: 65536)
+            let n = read(fds[0], &buf, buf.count)
+            if n > 0 { text += String(decoding: buf[0..<n], as: UTF8.self) }
+        }
+    }
+    dup2(savedStderr, 2)
+    print(text)
+    try ball.send(1)
+    check("fiber-result", try sleeper.join() == 1)
+    rt.shutdown()
+    print("done")
+
 default:
     print("unknown scenario \(scenario)")
     exit(2)
 }
 
 @inline(never) func probeStallOuter(_ ms: Int) { probeStallMiddle(ms) }
+@inline(never) func probeDumpOuter(_ c: Channel<Int>) throws -> Int { try probeDumpMiddle(c) }
+@inline(never) func probeDumpMiddle(_ c: Channel<Int>) throws -> Int { try probeDumpInner(c) }
+@inline(never) func probeDumpInner(_ c: Channel<Int>) throws -> Int { try c.receive() ?? -1 }
+func probeNowNanos() -> Int64 { var ts = timespec(); clock_gettime(CLOCK_MONOTONIC, &ts); return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec) }
 @inline(never) func probeStallMiddle(_ ms: Int) { probeStallSpin(ms) }
 @inline(never) func probeStallSpin(_ ms: Int) {
     let until = ContinuousClock.now + .milliseconds(ms)

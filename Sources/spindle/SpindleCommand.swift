@@ -7,6 +7,6 @@ struct SpindleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "spindle",
         abstract: "Spindle, a coroutine runtime for Swift: tools.",
-        subcommands: [Bench.self, Fetch.self, BenchChild.self, HoldConnections.self]
+        subcommands: [Bench.self, Fetch.self, TraceCommand.self, Demo.self, BenchChild.self, HoldConnections.self]
     )
 }

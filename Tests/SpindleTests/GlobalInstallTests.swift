@@ -19,7 +19,7 @@ struct ProbeResult {
 }
 
 /// Runs the probe executable built next to the test bundle.
-func runProbe(_ scenario: String) throws -> ProbeResult {
+func runProbe(_ scenario: String, environment: [String: String] = [:]) throws -> ProbeResult {
     let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     var dir = exe.deletingLastPathComponent()
     // Linux test bundles live at .build/<config>/<name>.xctest
@@ -30,6 +30,7 @@ func runProbe(_ scenario: String) throws -> ProbeResult {
     p.arguments = [scenario]
     var env = ProcessInfo.processInfo.environment
     env["SWIFT_BACKTRACE"] = "enable=no" // keep crash output short and fast
+    env.merge(environment) { $1 }
     p.environment = env
     let out = Pipe(), err = Pipe()
     p.standardOutput = out

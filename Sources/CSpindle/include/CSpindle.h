@@ -64,6 +64,13 @@ static inline int64_t spindle_monotonic_ns(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+// CLOCK_MONOTONIC_COARSE in nanoseconds (vDSO, no clock read: the last tick's time, a few
+// ms old at most): where a coarse "since when" is enough (a fiber's park, for dumps).
+static inline int64_t spindle_coarse_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 // Sets the calling thread's timer slack (how late the kernel may end its timed waits so
 // it can batch wake-ups; Linux's default is 50 µs). Returns 0 or -errno.
 int spindle_set_timer_slack(unsigned long ns);
@@ -146,6 +153,12 @@ int spindle_stall_signal(void);
 int spindle_stall_capture(uint64_t thread, uintptr_t *_Nonnull out, int max, int64_t timeout_ns);
 // A thread's signal mask, saved.
 typedef struct { sigset_t set; } spindle_sigmask;
+// The return addresses of a suspended fiber's stack (its resume address first), walked
+// from the frame its context switch left (frame pointers; reads that fail end the walk).
+// The caller makes sure the fiber stays suspended meanwhile (its home thread). Returns how
+// many were written.
+struct spindle_fiber_context;
+int spindle_fiber_backtrace(const struct spindle_fiber_context *_Nonnull ctx, uintptr_t *_Nonnull out, int max);
 // Lets the stall signal through in the calling thread, saving its mask in `old`: threads
 // spawned meanwhile inherit the unblocked mask (the spawner may have inherited one that
 // blocks it, from whatever started the process). 0 or -errno.
@@ -163,5 +176,6 @@ char *_Nullable swift_demangle(const char *_Nonnull mangled, size_t length, char
                                size_t *_Nullable outLength, uint32_t flags);
 
 #include "CSpindleFiber.h"
+#include "CSpindleTrace.h"
 
 #endif

@@ -129,7 +129,7 @@ public enum Fiber {
                 if let entry, let item = runtime.timers.cancel(entry) { _ = item.takeWakeup() }
                 throw CancellationError()
             }
-            me.park(unless: { alarm.hasFired })
+            me.park(unless: { alarm.hasFired }, reason: .sleep)
         }
     }
 

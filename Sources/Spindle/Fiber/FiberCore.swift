@@ -56,6 +56,10 @@ class FiberCore: @unchecked Sendable {
     @usableFromInline let name: String?
     /// Set by the body's last act; read by the home worker after the resume returns.
     @exclusivity(unchecked) var bodyDone = false
+    /// Why and since when (CLOCK_MONOTONIC_COARSE) it last suspended: for dumps, which
+    /// read them on the home thread while the fiber is suspended.
+    @exclusivity(unchecked) var parkReason: TraceEvent.ParkReason = .wait
+    @exclusivity(unchecked) var parkedAt: Int64 = 0
 
     // The home worker's list of live fibers (for cancelling them all at shutdown).
     // SAFETY: unowned(unsafe): a listed fiber is alive (it is unlisted before it ends).
@@ -145,10 +149,14 @@ class FiberCore: @unchecked Sendable {
         guard let w = home else { spindleFatal("a fiber was woken before it started") }
         let onHome = Worker.withCurrent { current -> Bool in
             guard current === w else { return false }
+            if _slowPath(Trace.isOn) { Trace.enqueued(Runnable(fiber: self), .fiberReady) }
             current.readyFibers.append(Runnable(fiber: self))
             return true
         }
-        if onHome != true { w.pushRemoteFiber(Runnable(fiber: self)) }
+        if onHome != true {
+            if _slowPath(Trace.isOn) { Trace.enqueued(Runnable(fiber: self), .fiberRemote) }
+            w.pushRemoteFiber(Runnable(fiber: self))
+        }
     }
 
     // MARK: parking (on the fiber itself)
@@ -157,13 +165,22 @@ class FiberCore: @unchecked Sendable {
     /// (or, when `cancellable`, the fiber is cancelled). Returns after at most one
     /// suspension; callers loop on their own condition.
     @inline(__always)
-    func park(unless ready: () -> Bool, cancellable: Bool = true) {
+    func park(unless ready: () -> Bool, cancellable: Bool = true, reason: TraceEvent.ParkReason = .wait) {
         waiting.store(true, ordering: .sequentiallyConsistent)
         if ready() || (cancellable && isCancelled) {
             if waiting.exchange(false, ordering: .sequentiallyConsistent) { return }
             // A waker took `waiting` first: its resume is queued; consume it.
         }
+        noteSuspension(reason)
         suspend()
+    }
+
+    /// On the fiber, about to suspend: what dumps and the trace say about this park.
+    @inline(__always)
+    func noteSuspension(_ reason: TraceEvent.ParkReason) {
+        parkReason = reason
+        parkedAt = spindle_coarse_ns()
+        if _slowPath(Trace.isOn) { Trace.emit(.fiberPark, Trace.id(self), UInt64(reason.rawValue)) }
     }
 
     /// On the fiber: gives up the thread until resumed. When another of the worker's
@@ -191,6 +208,7 @@ class FiberCore: @unchecked Sendable {
         // SAFETY: as in suspend().
         let me = context.unsafelyUnwrapped
         let word = Runnable(fiber: self)
+        noteSuspension(.yield)
         homeWorker.unsafelyUnwrapped._withUnsafeGuaranteedRef { w in
             // Pick the successor before queueing ourselves, so we never pick ourselves.
             let next = w.directSuccessor()

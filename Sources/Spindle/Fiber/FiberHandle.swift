@@ -73,7 +73,7 @@ extension FiberCore {
                     waiter.withdraw()
                     throw CancellationError()
                 }
-                me.park(unless: { isFinished })
+                me.park(unless: { isFinished }, reason: .join)
             }
             return
         }

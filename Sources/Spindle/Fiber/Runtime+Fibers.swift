@@ -34,6 +34,7 @@ extension Runtime {
         // SAFETY: the fiber holds itself until it ends (released in fiberEnded), so the
         // unretained words naming it in the queues are always valid.
         _ = Unmanaged.passRetained(core)
+        if _slowPath(Trace.isOn) { Trace.fiberCreated(core) }
         if isStopped {
             finishUnstartedFiber(core, error: RuntimeError.shutDown)
         } else {

@@ -71,9 +71,15 @@ extension Worker {
             if isCurrentThreadFlavor { checkFiberThread() }
         }
         counts.fiberResumes &+= 1
+        let tracing = Trace.isOn
+        if _slowPath(tracing) {
+            Trace.emit(.fiberResume, Trace.id(fiber))
+            spindle_trace_set_current(Trace.id(fiber))
+        }
         // SAFETY: context is set (started and not finished); the fiber is suspended, so
         // resuming it is the one legal move.
         let back = spindle_fiber_resume(fiber.context.unsafelyUnwrapped)
+        if _slowPath(tracing) { spindle_trace_set_current(0) }
         // Control may come back from another fiber that `fiber` switched to directly.
         // SAFETY: every runtime fiber's context names its FiberCore, alive until it ends.
         Unmanaged<FiberCore>.fromOpaque(back.pointee.owner.unsafelyUnwrapped)._withUnsafeGuaranteedRef { f in
@@ -94,6 +100,11 @@ extension Worker {
         if runNextSlot.load(ordering: .relaxed) != 0 || !queue.isEmpty || !runtime.inject.isEmpty { return nil }
         guard let r = popReadyFiber() else { return nil }
         counts.fiberResumes &+= 1
+        if _slowPath(Trace.isOn) {
+            let id = UInt64(UInt(bitPattern: r.fiberPointer))
+            Trace.emit(.fiberResume, id)
+            spindle_trace_set_current(id)
+        }
         // SAFETY: a word in the ready lists names a live, started fiber (FiberCore's
         // protocol); reading its context does not need a reference.
         return Unmanaged<FiberCore>.fromOpaque(r.fiberPointer)._withUnsafeGuaranteedRef { $0.context.unsafelyUnwrapped }
@@ -130,6 +141,7 @@ extension Worker {
 
     /// Owner: the body returned; recycle the stack and tell the joiners.
     private func finishFiber(_ fiber: FiberCore) {
+        if _slowPath(Trace.isOn) { Trace.emit(.fiberFinish, Trace.id(fiber)) }
         removeLive(fiber)
         let stack = fiber.stack!
         let ctx = fiber.context!

@@ -219,7 +219,8 @@ final class IOHandle: @unchecked Sendable {
         adoptIfFiber()
         let waiter = Waiter<Void>(forTask: false)
         let timeout = deadline.map { armTimeout(d, waiter, at: $0) }
-        Blocking.block(state, waiter, register: register(d, ticket, timeout), withdraw: IOHandle.withdraw(d))
+        Blocking.block(state, waiter, register: register(d, ticket, timeout), withdraw: IOHandle.withdraw(d),
+                       reason: d == .read ? .read : .write)
         try finish(waiter, timeout)
     }
 

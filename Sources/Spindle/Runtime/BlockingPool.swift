@@ -82,7 +82,14 @@ final class BlockingPool: Sendable {
                 return .wait
             }
             switch next {
-            case .run(let w): w()
+            case .run(let w):
+                if _slowPath(Trace.isOn) {
+                    Trace.emit(.blockingStart, 0)
+                    w()
+                    Trace.emit(.blockingEnd, 0)
+                } else {
+                    w()
+                }
             case .exit: return
             case .wait: me.park(timeoutNanos: max(0, idleSince + keepAlive - Sys.nowNanos()))
             }

@@ -103,6 +103,8 @@ public final class Runtime: @unchecked Sendable {
     /// workers (nobody to hand it to).
     let monitor: Monitor?
     let blocking: BlockingPool
+    /// One dump at a time (Dump.swift).
+    let dumpGate = Lock(())
     /// Lifecycle raw value (Scheduler.swift).
     let lifecycle = Atomic<Int>(Lifecycle.running.rawValue)
     /// Fired when the runtime reaches `stopped`.
@@ -123,6 +125,7 @@ public final class Runtime: @unchecked Sendable {
 
     /// Creates and starts a runtime.
     public init(_ configuration: Configuration = Configuration()) throws(RuntimeError) {
+        _ = TraceRecorder.fromEnvironment  // SPINDLE_TRACE=path: record from here on
         var config = configuration
         let n: Int
         switch config.flavor {
@@ -186,6 +189,7 @@ public final class Runtime: @unchecked Sendable {
         let started = StartCount()
         var spawned = 0
         defer { while started.count.load(ordering: .acquiring) < spawned { sched_yield() } }
+        DumpOnSignal.register(self)
         if let monitor {
             // Not counted in liveThreads: it exits on stop, holding the runtime until then.
             do {

@@ -76,6 +76,7 @@ extension Runtime {
         // until it runs (its task's executor preference, or the enqueuer's own reference).
         let keep = Unmanaged.passRetained(self)
         defer { keep.release() }
+        if _slowPath(Trace.isOn) { Trace.enqueued(r, .inject) }
         if inject.push(r) {
             driver.notifyOne()
         } else {
@@ -133,6 +134,7 @@ extension Runtime {
     /// Stops the runtime: closes the queues, forwards what they held, wakes every worker
     /// so its thread exits (forwarding its local queue). Idempotent.
     func stop() {
+        DumpOnSignal.unregister(self)
         let old = lifecycle.exchange(Lifecycle.stopped.rawValue, ordering: .acquiringAndReleasing)
         if old == Lifecycle.stopped.rawValue { return }
         for r in inject.close() { forwardOrphan(r) }

@@ -55,6 +55,10 @@ final class Worker: @unchecked Sendable {
     let stolenJobs = Atomic<Int>(0)
     /// Started fibers of this worker resumed from another thread (pushRemoteFiber).
     let remoteFiberResumes = Atomic<Int>(0)
+    /// A dump wants this worker's fibers (Dump.swift): set by the dumper, cleared by the
+    /// owner when it answers into `dumpCollector` (or by the dumper when it gives up).
+    let dumpWanted = Atomic<Bool>(false)
+    let dumpCollector = Lock<DumpCollector?>(nil)
     /// Descriptors registered with this worker's own backend (IOHandle.adopt adds, their
     /// close removes). While non-zero the worker polls that backend too, and parks in it.
     let ownRegistrations = Atomic<Int>(0)
@@ -143,6 +147,7 @@ final class Worker: @unchecked Sendable {
             scheduleBack(r)
             return
         }
+        if _slowPath(Trace.isOn) { Trace.enqueued(r, .runNext) }
         let previous = runNextSlot.exchange(r.bits, ordering: .acquiringAndReleasing)
         if previous != 0 {
             if queue.push(Runnable(bits: previous), overflow: runtime.inject, orphaned: forwardOrphan) { inSpawnBurst = true }
@@ -163,6 +168,7 @@ final class Worker: @unchecked Sendable {
     private func countPoll(_ events: Int) -> Int {
         counts.polls &+= 1
         counts.pollEvents &+= events
+        if _slowPath(Trace.isOn) && events > 0 { Trace.emit(.poll, UInt64(events)) }
         return events
     }
 
@@ -195,6 +201,7 @@ final class Worker: @unchecked Sendable {
 
     /// Owner thread only: to the back of the local queue, waking an idle worker if needed.
     func scheduleBack(_ r: Runnable) {
+        if _slowPath(Trace.isOn) { Trace.enqueued(r, .local) }
         if queue.push(r, overflow: runtime.inject, orphaned: forwardOrphan) { inSpawnBurst = true }
         runtime.driver.notifyOne()
     }
@@ -207,6 +214,7 @@ final class Worker: @unchecked Sendable {
         let previous = spindle_current_worker()
         // SAFETY: see `current`; restored below before `self` can go away.
         spindle_set_current_worker(Unmanaged.passUnretained(self).toOpaque())
+        spindle_trace_set_thread_lane(Int32(index + 1))
         defer { spindle_set_current_worker(previous) }
         thread.store(UInt(pthread_self()), ordering: .relaxed)
 
@@ -242,13 +250,28 @@ final class Worker: @unchecked Sendable {
         switch r.kind {
         case .swiftJob:
             counts.jobs &+= 1
-            runtime.execute(r)
+            if _slowPath(Trace.isOn) {
+                traceJob(r)
+            } else {
+                runtime.execute(r)
+            }
         case .fiber: runFiber(r.fiber)
         case .wakeup:
             counts.wakeups &+= 1
             r.takeWakeup().fire()
         }
         activity.store(tick << 2, ordering: .relaxed)
+    }
+
+    /// A job, recorded: its start and end, and it is the waker of what it wakes.
+    @inline(never)
+    private func traceJob(_ r: Runnable) {
+        let id = UInt64(r.bits)
+        Trace.emit(.jobStart, id)
+        spindle_trace_set_current(id)
+        runtime.execute(r)
+        spindle_trace_set_current(0)
+        Trace.emit(.jobEnd, id)
     }
 
     /// One pick per tick. Ready fibers and jobs alternate (`fibersFirst` flips on every
@@ -262,6 +285,7 @@ final class Worker: @unchecked Sendable {
             countPoll(runtime.driver.poll(worker: index, own: hasOwnRegistrations))
             _ = fireTimers(now: Sys.nowNanos())
             publishCounts()
+            answerDumpIfWanted()
             if let r = runtime.inject.pop() { return r }
         }
         fibersFirst.toggle()
@@ -305,9 +329,11 @@ final class Worker: @unchecked Sendable {
     /// Fires due wake-ups at once (they only queue a resume) and moves due jobs into the
     /// local queue. Returns how many fired.
     private func fireTimers(now: Int64) -> Int {
-        runtime.timers.fireDue(now: now) { r in
+        let fired = runtime.timers.fireDue(now: now) { r in
             if r.kind == .wakeup { r.takeWakeup().fire() } else { scheduleBack(r) }
         }
+        if _slowPath(Trace.isOn) && fired > 0 { Trace.emit(.timersFired, UInt64(fired)) }
+        return fired
     }
 
     /// Steals from other workers and the inject queue for a few brief rounds.
@@ -335,6 +361,7 @@ final class Worker: @unchecked Sendable {
                 if victim == index { continue }
                 if let r = workers[victim].queue.steal(into: queue) {
                     countStolen(1 + queue.count)
+                    if _slowPath(Trace.isOn) { Trace.emit(.steal, UInt64(victim), UInt64(1 + queue.count)) }
                     return r
                 }
             }
@@ -354,7 +381,11 @@ final class Worker: @unchecked Sendable {
                     if victim == index { continue }
                     let w = workers[victim]
                     if w.activity.load(ordering: .relaxed) != activityAtSearchStart[victim] { continue }
-                    if let r = stealRunNext(from: w) { countStolen(1); return r }
+                    if let r = stealRunNext(from: w) {
+                        countStolen(1)
+                        if _slowPath(Trace.isOn) { Trace.emit(.steal, UInt64(victim), 1) }
+                        return r
+                    }
                 }
             } else {
                 for _ in 0..<Tuning.spinPauses { spindle_cpu_relax() }
@@ -382,6 +413,8 @@ final class Worker: @unchecked Sendable {
         if unparkedAfter == 0 && runtime.isDraining { runtime.tryFinishDrain() }
         defer { runtime.monitor?.workerWoke() }
         counts.parks &+= 1
+        if _slowPath(Trace.isOn) { Trace.emit(.workerPark, UInt64(index)) }
+        defer { if _slowPath(Trace.isOn) { Trace.emit(.workerUnpark, UInt64(index)) } }
         let parkedAt = Sys.nowNanos()
         publishCounts()
         published.parkedSince.store(parkedAt, ordering: .relaxed)
@@ -392,10 +425,12 @@ final class Worker: @unchecked Sendable {
         }
 
         while true {
+            answerDumpIfWanted()
             // Where to wait (the shared reactor, our own, or the futex) is the Driver's call.
             let polled = driver.park(worker: index, ownEvents: hasOwnRegistrations, deadline: deadline)
             if polled { counts.polls &+= 1 }
             if runtime.isStopped { return }
+            answerDumpIfWanted()
             // Woken (maybe nudged): events of our own backend may be waiting for us only.
             if hasOwnRegistrations { driver.pollOwn(worker: index) }
             let fired = fireTimers(now: Sys.nowNanos())

@@ -49,19 +49,20 @@ enum Blocking {
     static func block<State, Payload>(
         _ lock: Lock<State>, _ waiter: Waiter<Payload>,
         register: (inout State, Waiter<Payload>) -> [Wake]?,
-        withdraw: (inout State, Waiter<Payload>) -> Bool
+        withdraw: (inout State, Waiter<Payload>) -> Bool,
+        reason: TraceEvent.ParkReason = .wait
     ) {
         let wakes = lock.withLock { s in register(&s, waiter) }
         if let wakes {
             for w in wakes where w.waiter !== waiter { w.resume() }
             return
         }
-        if waiter.blockUntilDone() { return }
+        if waiter.blockUntilDone(reason: reason) { return }
         let withdrawn = lock.withLock { s -> Bool in
             if withdraw(&s, waiter) { _ = waiter.complete(.cancelled); return true }
             return false
         }
-        if !withdrawn { waiter.blockIgnoringCancellation() }
+        if !withdrawn { waiter.blockIgnoringCancellation(reason: reason) }
     }
 
     /// A waiter for a blocking (fiber or thread) call, or the refusal to block a worker.

@@ -375,13 +375,13 @@ public final class Channel<Element: Sendable>: Sendable {
     /// it was completed meanwhile, waits for that completion and keeps its outcome).
     @inlinable
     func block(_ waiter: Waiter<Element>) {
-        if waiter.blockUntilDone() { return }
+        if waiter.blockUntilDone(reason: .channel) { return }
         let withdrawn = state.withLock { s -> Bool in
             if s.withdraw(waiter) { _ = waiter.complete(.cancelled); return true }
             return false
         }
         if withdrawn { return }
-        waiter.blockIgnoringCancellation()
+        waiter.blockIgnoringCancellation(reason: .channel)
     }
 
     /// After the waiter was resumed. Read under the lock: the completer wrote the outcome

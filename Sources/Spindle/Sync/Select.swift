@@ -360,7 +360,7 @@ public struct Select<Result: Sendable>: Sendable {
                         _ = selection.request(Selection.cancelled)
                         continue
                     }
-                    fiber.park(unless: { selection.claimedBranch != nil })
+                    fiber.park(unless: { selection.claimedBranch != nil }, reason: .select)
                 } else if let d = deadline {
                     parker!.park(timeoutNanos: max(0, d - Sys.nowNanos()))
                 } else {

@@ -170,9 +170,9 @@ class WaiterCore: @unchecked Sendable {
     /// After a cancelled fiber found its waiter already completed: waits for the resume
     /// that is on its way, whatever the cancellation.
     @usableFromInline
-    func blockIgnoringCancellation() {
+    func blockIgnoringCancellation(reason: TraceEvent.ParkReason = .wait) {
         if let fiber {
-            while !isDone { fiber.park(unless: { isDone }, cancellable: false) }
+            while !isDone { fiber.park(unless: { isDone }, cancellable: false, reason: reason) }
         } else {
             while !isDone { parker!.park() }
         }
@@ -181,11 +181,11 @@ class WaiterCore: @unchecked Sendable {
     /// For fibers and threads: blocks until `isDone`, or until the fiber is cancelled
     /// (then returns false; the caller withdraws the waiter under its lock).
     @usableFromInline
-    func blockUntilDone() -> Bool {
+    func blockUntilDone(reason: TraceEvent.ParkReason = .wait) -> Bool {
         if let fiber {
             while !isDone {
                 if fiber.isCancelled { return false }
-                fiber.park(unless: { isDone })
+                fiber.park(unless: { isDone }, reason: reason)
             }
             return true
         }

@@ -291,6 +291,24 @@ enum Sys {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Creates (or truncates) `path` and writes `bytes` to it: the trace file and the like.
+    static func writeWholeFile(_ path: String, _ bytes: [UInt8]) throws(SysError) {
+        let opened = try call("open") { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+        guard case .ok(let fd) = opened else { throw SysError(errno: EAGAIN, call: "open") }
+        defer { close(fd) }
+        var offset = 0
+        while offset < bytes.count {
+            let wrote = try call("write") { () -> Int in
+                bytes.withUnsafeBytes { buf in
+                    // SAFETY: buf is alive for the call; the range stays inside it.
+                    Glibc.write(fd, buf.baseAddress! + offset, buf.count - offset)
+                }
+            }
+            guard case .ok(let n) = wrote, n > 0 else { throw SysError(errno: EIO, call: "write") }
+            offset += n
+        }
+    }
+
     /// Resident set size of this process in bytes (from /proc/self/statm).
     static func residentBytes() -> Int {
         guard let text = readSmallFile("/proc/self/statm") else { return 0 }

@@ -1,0 +1,82 @@
+// The trace recorder's rings (Trace.c). UNSAFE FILE: raw memory shared between a ring's
+// one writer and the exporter.
+//
+// Every thread that records gets its own ring of fixed-size events (32 bytes: a
+// timestamp, a kind and three words), taken from a registry on its first event and handed
+// back when the thread ends. Its writer is that thread alone: no lock and no allocation on
+// the hot path, just four relaxed stores and a release store of `head`. The exporter reads
+// a ring while its writer goes on: it loads `head` (acquire), copies the events, loads
+// `head` again, and keeps only those the writer cannot have overwritten meanwhile. Every
+// access is atomic (relaxed), so the thread sanitizer sees no race and there is none.
+//
+// Off costs one relaxed load of `spindle_trace_enabled` per recording point.
+#ifndef CSPINDLE_TRACE_H
+#define CSPINDLE_TRACE_H
+
+#include <stdint.h>
+#include <time.h>
+
+typedef struct spindle_trace_ring {
+    uint64_t head;                 // events ever written (atomic; the writer's)
+    uint64_t mask;                 // capacity - 1 (capacity is a power of two)
+    uint64_t *_Nonnull slots;      // capacity * 4 words
+    struct spindle_trace_ring *_Nullable next;  // registry list (under its lock)
+    int64_t tid;                   // the kernel thread id of its current (or last) writer
+    int32_t lane;                  // worker index + 1, 0 for a thread that is no worker
+    int32_t in_use;                // a thread owns it (atomic)
+    char label[32];                // the thread's name when it took the ring
+} spindle_trace_ring;
+
+// 1 while recording (relaxed loads; written by spindle_trace_set_enabled).
+extern int spindle_trace_enabled;
+// The calling thread's ring, NULL until its first event.
+extern __thread __attribute__((tls_model("initial-exec"))) spindle_trace_ring *_Nullable spindle_tls_trace_ring;
+// The coroutine running on this thread (a job or fiber id), 0 between them: the waker of
+// anything woken from here. Written and read by the thread itself.
+extern __thread __attribute__((tls_model("initial-exec"))) uint64_t spindle_tls_trace_current;
+
+static inline int spindle_trace_is_on(void) {
+    return __atomic_load_n(&spindle_trace_enabled, __ATOMIC_RELAXED);
+}
+
+// Slow path of an event: the calling thread's ring (a free one from the registry, or a new
+// one of the configured capacity). NULL if memory ran out (the event is dropped).
+spindle_trace_ring *_Nullable spindle_trace_take_ring(void);
+
+// Records one event on the calling thread's ring. `c` keeps its low 56 bits.
+static inline void spindle_trace_emit(uint32_t kind, uint64_t a, uint64_t b, uint64_t c) {
+    spindle_trace_ring *r = spindle_tls_trace_ring;
+    if (__builtin_expect(r == 0, 0)) {
+        r = spindle_trace_take_ring();
+        if (r == 0) return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t h = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
+    uint64_t *s = r->slots + (h & r->mask) * 4;
+    __atomic_store_n(&s[0], (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, __ATOMIC_RELAXED);
+    __atomic_store_n(&s[1], (uint64_t)(kind & 0xff) | (c << 8), __ATOMIC_RELAXED);
+    __atomic_store_n(&s[2], a, __ATOMIC_RELAXED);
+    __atomic_store_n(&s[3], b, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->head, h + 1, __ATOMIC_RELEASE);
+}
+
+// The calling thread's worker index + 1 (0: not a worker): the lane of the ring it takes.
+extern __thread __attribute__((tls_model("initial-exec"))) int32_t spindle_tls_trace_lane;
+static inline void spindle_trace_set_thread_lane(int32_t lane) { spindle_tls_trace_lane = lane; }
+
+static inline uint64_t spindle_trace_current(void) { return spindle_tls_trace_current; }
+static inline void spindle_trace_set_current(uint64_t id) { spindle_tls_trace_current = id; }
+
+// Turns recording on or off; `ring_events` (a power of two, at least 1024) is the capacity
+// of rings made from now on (existing rings keep theirs).
+void spindle_trace_set_enabled(int on, uint64_t ring_events);
+
+// The exporter's walk: calls `visit` for each ring with a consistent copy of its
+// surviving events (oldest first), `count` events of 4 words each, and how many it lost
+// to wrapping. The registry lock is held during the walk (rings are never freed).
+typedef void (*spindle_trace_visitor)(void *_Nullable context, const spindle_trace_ring *_Nonnull ring,
+                                      const uint64_t *_Nonnull events, uint64_t count, uint64_t lost);
+void spindle_trace_visit(void *_Nullable context, spindle_trace_visitor _Nonnull visit);
+
+#endif
