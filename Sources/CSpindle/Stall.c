@@ -25,6 +25,11 @@
 
 static uintptr_t stall_frames[STALL_MAX_FRAMES];
 static int stall_count;
+// The name of the fiber the stalled thread was running (empty: none, or unnamed), and
+// whether it was in a fiber at all. Copied from the running fiber's context, which is
+// alive: the fiber is the code the signal interrupted.
+static char stall_fiber_name[sizeof(((spindle_fiber_context *)0)->name)];
+static int stall_in_fiber;
 // 0: idle; 1: requested (the handler may fill the buffer); 2: filled.
 static int stall_state;
 static int stall_signal;
@@ -78,6 +83,14 @@ static void stall_handler(int signo, siginfo_t *info, void *context) {
     pc = 0; fp = 0; sp = 0;
 #endif
     stall_count = walk_frames(pc, fp, sp, UINTPTR_MAX, stall_frames, STALL_MAX_FRAMES);
+    spindle_fiber_context *fiber = spindle_tls_running_fiber;  // initial-exec TLS: signal-safe
+    stall_in_fiber = fiber != 0;
+    if (fiber) {
+        memcpy(stall_fiber_name, fiber->name, sizeof stall_fiber_name);
+        stall_fiber_name[sizeof stall_fiber_name - 1] = 0;
+    } else {
+        stall_fiber_name[0] = 0;
+    }
     __atomic_store_n(&stall_state, 2, __ATOMIC_RELEASE);
     errno = saved;
 }
@@ -116,9 +129,16 @@ int spindle_stall_signal(void) {
 static pthread_mutex_t capture_lock = PTHREAD_MUTEX_INITIALIZER;
 static int capture_locked(uint64_t thread, uintptr_t *_Nonnull out, int max, int64_t timeout_ns);
 
-int spindle_stall_capture(uint64_t thread, uintptr_t *_Nonnull out, int max, int64_t timeout_ns) {
+int spindle_stall_capture(uint64_t thread, uintptr_t *_Nonnull out, int max, int64_t timeout_ns,
+                          char *_Nullable fiber_name, size_t name_cap) {
     pthread_mutex_lock(&capture_lock);
     int r = capture_locked(thread, out, max, timeout_ns);
+    if (fiber_name && name_cap > 0) {
+        // "" when the thread was not in a fiber; "?" for an unnamed fiber.
+        const char *name = r >= 0 && stall_in_fiber ? (stall_fiber_name[0] ? stall_fiber_name : "?") : "";
+        strncpy(fiber_name, name, name_cap - 1);
+        fiber_name[name_cap - 1] = 0;
+    }
     pthread_mutex_unlock(&capture_lock);
     return r;
 }

@@ -38,7 +38,7 @@ import Testing
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let reports = r.stderr.components(separatedBy: "Spindle warning: ").dropFirst()
         let job = reports.first { $0.contains("runtime 'probe-stall' has run a job for") }
-        let fiber = reports.first { $0.contains("runtime 'probe-fiber' has run a fiber for") }
+        let fiber = reports.first { $0.contains("runtime 'probe-fiber' has run fiber 'spinner' for") }
         let underTSan = r.check("tsan") == true
         if underTSan {
             print("aSpinningJobAndFiberAreReportedWithTheirStacks: under TSan the capture signal is handled from TSan's deferred dispatch, whose frames have no frame pointers, so the backtraces' function names are not checked here (they are in the plain run)")

@@ -149,8 +149,10 @@ int spindle_signal_wait(int fd, uint64_t deliverable);
 int spindle_stall_signal(void);
 // Interrupts `thread` (a pthread_t) and walks its frame pointers from where it was: up to
 // `max` return addresses into `out`, innermost first. Returns the count, or -errno
-// (-ETIMEDOUT if the thread did not take the signal within `timeout_ns`).
-int spindle_stall_capture(uint64_t thread, uintptr_t *_Nonnull out, int max, int64_t timeout_ns);
+// (-ETIMEDOUT if the thread did not take the signal within `timeout_ns`). `fiber_name`
+// (optional) gets the name of the fiber it was running: "" if none, "?" if unnamed.
+int spindle_stall_capture(uint64_t thread, uintptr_t *_Nonnull out, int max, int64_t timeout_ns,
+                          char *_Nullable fiber_name, size_t name_cap);
 // A thread's signal mask, saved.
 typedef struct { sigset_t set; } spindle_sigmask;
 // The return addresses of a suspended fiber's stack (its resume address first), walked

@@ -103,8 +103,10 @@ final class Monitor: Sendable {
     /// Monitor saw the turn begin up to one interval late), with its backtrace taken on its
     /// own thread at this moment (Stall.c) and symbolized here.
     private func reportStall(_ runtime: Runtime, _ w: Worker, activity a: UInt32, for nanos: Int64, threshold: Int64) {
-        let what = a & 2 != 0 ? "a fiber" : "a job"
-        let frames = Symbols.backtrace(ofThread: w.thread.load(ordering: .relaxed))
+        let captured = Symbols.capture(w.thread.load(ordering: .relaxed))
+        let frames = captured?.frames
+        var what = a & 2 != 0 ? "a fiber" : "a job"
+        if a & 2 != 0, let fiber = captured?.fiber { what = fiber == "?" ? "an unnamed fiber" : "fiber '\(fiber)'" }
         let trace: String
         if let frames, !frames.isEmpty, w.activity.load(ordering: .relaxed) == a {
             trace = frames.indices.map { i in "\n    #\(i) " + Symbols.describe(frames[i], isReturnAddress: i > 0) }.joined()

@@ -12,14 +12,26 @@ enum Symbols {
     /// The return addresses of `thread` (a pthread_t) where it is now, innermost first,
     /// taken on that thread by a signal (Stall.c); nil if it did not answer within 50 ms.
     static func backtrace(ofThread thread: UInt) -> [UInt]? {
+        capture(thread)?.frames
+    }
+
+    /// The same, with the name of the fiber the thread was running (nil: not in a fiber;
+    /// "?" for an unnamed one).
+    static func capture(_ thread: UInt) -> (frames: [UInt], fiber: String?)? {
         if thread == 0 { return nil }
         var frames = [UInt](repeating: 0, count: 64)
+        var name = [CChar](repeating: 0, count: 64)
         let n = frames.withUnsafeMutableBufferPointer { b in
-            // SAFETY: the capture writes at most `b.count` words into `b`, synchronously.
-            Int(spindle_stall_capture(UInt64(thread), b.baseAddress!, Int32(b.count), 50_000_000))
+            name.withUnsafeMutableBufferPointer { nb in
+                // SAFETY: the capture writes at most `b.count` words into `b` and at most
+                // `nb.count` bytes (NUL included) into `nb`, synchronously.
+                Int(spindle_stall_capture(UInt64(thread), b.baseAddress!, Int32(b.count), 50_000_000,
+                                          nb.baseAddress, nb.count))
+            }
         }
         if n < 0 { return nil }
-        return Array(frames.prefix(n))
+        let fiber = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return (Array(frames.prefix(n)), fiber.isEmpty ? nil : fiber)
     }
 
     /// "Module.function(args) + 0x1c (libfoo.so)" or the bare address when unknown.
