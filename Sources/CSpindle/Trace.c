@@ -8,10 +8,15 @@
 #define _GNU_SOURCE
 #include "CSpindle.h"
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int spindle_trace_enabled;
+int spindle_trace_use_tsc;
+// (TSC, ns) when recording started.
+static uint64_t cal_tsc0;
+static int64_t cal_ns0;
 SPINDLE_TLS spindle_trace_ring *spindle_tls_trace_ring;
 SPINDLE_TLS uint64_t spindle_tls_trace_current;
 SPINDLE_TLS int32_t spindle_tls_trace_lane;
@@ -58,9 +63,54 @@ spindle_trace_ring *spindle_trace_take_ring(void) {
     return r;
 }
 
+static uint64_t read_tsc(void) {
+#if defined(__x86_64__)
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+#else
+    return 0;
+#endif
+}
+
+// The kernel trusts the TSC as its clock (invariant, synchronized): then so can we.
+static int tsc_is_the_clocksource(void) {
+#if defined(__x86_64__)
+    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "re");
+    if (!f) return 0;
+    char buf[32] = {0};
+    int ok = fgets(buf, sizeof buf, f) != NULL && strncmp(buf, "tsc", 3) == 0 && (buf[3] == '\n' || buf[3] == 0);
+    fclose(f);
+    return ok;
+#else
+    return 0;
+#endif
+}
+
+void spindle_trace_clock_mapping(uint64_t *tsc0, int64_t *ns0, double *rate) {
+    pthread_mutex_lock(&registry_lock);
+    if (!__atomic_load_n(&spindle_trace_use_tsc, __ATOMIC_RELAXED)) {
+        *tsc0 = 0; *ns0 = 0; *rate = 1;
+    } else {
+        uint64_t t1 = read_tsc();
+        int64_t n1 = spindle_monotonic_ns();
+        *tsc0 = cal_tsc0;
+        *ns0 = cal_ns0;
+        *rate = t1 > cal_tsc0 ? (double)(n1 - cal_ns0) / (double)(t1 - cal_tsc0) : 1;
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
 void spindle_trace_set_enabled(int on, uint64_t events) {
     pthread_mutex_lock(&registry_lock);
     if (events >= 1024 && (events & (events - 1)) == 0) ring_events = events;
+    if (on) {
+        // One clock for a whole recording: chosen at its start, with its first pair.
+        int tsc = tsc_is_the_clocksource();
+        __atomic_store_n(&spindle_trace_use_tsc, tsc, __ATOMIC_RELAXED);
+        cal_tsc0 = read_tsc();
+        cal_ns0 = spindle_monotonic_ns();
+    }
     pthread_mutex_unlock(&registry_lock);
     __atomic_store_n(&spindle_trace_enabled, on ? 1 : 0, __ATOMIC_RELAXED);
 }

@@ -154,9 +154,11 @@ enum TraceViewerPage {
         let drawn = 0;
         // time axis
         ctx.fillStyle = "#455a64";
-        const span = view.end - view.start;
-        const step = Math.pow(10, Math.floor(Math.log10(span / 8)));
-        for (let t = Math.ceil(view.start / step) * step; t < view.end; t += step) {
+        // Ticks 1, 2 or 5 times a power of ten apart, at least 110 px apart.
+        const span = view.end - view.start, room = (canvas.width - LABEL - 10) / 110;
+        let step = Math.pow(10, Math.floor(Math.log10(span / room)));
+        for (const m of [1, 2, 5, 10]) { if (span / (step * m) <= room) { step *= m; break; } }
+        for (let t = Math.ceil((view.start - t0) / step) * step + t0; t < view.end; t += step) {
           const px = x(t); ctx.fillRect(px, TOP, 1, 6); ctx.fillText(fmt(t - t0), px + 2, TOP + 14);
         }
         let lastPid = null;

@@ -64,13 +64,6 @@ static inline int64_t spindle_monotonic_ns(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
-// CLOCK_MONOTONIC_COARSE in nanoseconds (vDSO, no clock read: the last tick's time, a few
-// ms old at most): where a coarse "since when" is enough (a fiber's park, for dumps).
-static inline int64_t spindle_coarse_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 // Sets the calling thread's timer slack (how late the kernel may end its timed waits so
 // it can batch wake-ups; Linux's default is 50 µs). Returns 0 or -errno.
 int spindle_set_timer_slack(unsigned long ns);

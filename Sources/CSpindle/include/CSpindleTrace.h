@@ -29,6 +29,23 @@ typedef struct spindle_trace_ring {
 
 // 1 while recording (relaxed loads; written by spindle_trace_set_enabled).
 extern int spindle_trace_enabled;
+// 1 when events carry raw TSC counts (the kernel's own clocksource is the TSC, so it is
+// invariant and synchronized across CPUs): a third of clock_gettime's cost. The exporter
+// turns them into CLOCK_MONOTONIC nanoseconds (spindle_trace_to_ns).
+extern int spindle_trace_use_tsc;
+
+static inline uint64_t spindle_trace_clock(void) {
+#if defined(__x86_64__)
+    if (__builtin_expect(__atomic_load_n(&spindle_trace_use_tsc, __ATOMIC_RELAXED), 1)) {
+        uint32_t lo, hi;
+        __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+        return ((uint64_t)hi << 32) | lo;
+    }
+#endif
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 // The calling thread's ring, NULL until its first event.
 extern __thread __attribute__((tls_model("initial-exec"))) spindle_trace_ring *_Nullable spindle_tls_trace_ring;
 // The coroutine running on this thread (a job or fiber id), 0 between them: the waker of
@@ -50,11 +67,10 @@ static inline void spindle_trace_emit(uint32_t kind, uint64_t a, uint64_t b, uin
         r = spindle_trace_take_ring();
         if (r == 0) return;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = spindle_trace_clock();
     uint64_t h = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
     uint64_t *s = r->slots + (h & r->mask) * 4;
-    __atomic_store_n(&s[0], (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, __ATOMIC_RELAXED);
+    __atomic_store_n(&s[0], now, __ATOMIC_RELAXED);
     __atomic_store_n(&s[1], (uint64_t)(kind & 0xff) | (c << 8), __ATOMIC_RELAXED);
     __atomic_store_n(&s[2], a, __ATOMIC_RELAXED);
     __atomic_store_n(&s[3], b, __ATOMIC_RELAXED);
@@ -71,6 +87,11 @@ static inline void spindle_trace_set_current(uint64_t id) { spindle_tls_trace_cu
 // Turns recording on or off; `ring_events` (a power of two, at least 1024) is the capacity
 // of rings made from now on (existing rings keep theirs).
 void spindle_trace_set_enabled(int on, uint64_t ring_events);
+
+// How the exporter turns stamps into CLOCK_MONOTONIC nanoseconds: ns = ns0 + (stamp -
+// tsc0) * rate, from the (TSC, clock) pair taken when recording started and a pair taken
+// now; with the TSC unused, tsc0 = ns0 = 0 and rate = 1 (stamps are nanoseconds already).
+void spindle_trace_clock_mapping(uint64_t *_Nonnull tsc0, int64_t *_Nonnull ns0, double *_Nonnull rate);
 
 // The exporter's walk: calls `visit` for each ring with a consistent copy of its
 // surviving events (oldest first), `count` events of 4 words each, and how many it lost

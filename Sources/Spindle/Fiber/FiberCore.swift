@@ -56,8 +56,9 @@ class FiberCore: @unchecked Sendable {
     @usableFromInline let name: String?
     /// Set by the body's last act; read by the home worker after the resume returns.
     @exclusivity(unchecked) var bodyDone = false
-    /// Why and since when (CLOCK_MONOTONIC_COARSE) it last suspended: for dumps, which
-    /// read them on the home thread while the fiber is suspended.
+    /// Why and since about when it last suspended (its worker's `recentNanos`: a clock
+    /// read per park would cost a fifth of a fiber switch): for dumps, which read them on
+    /// the home thread while the fiber is suspended.
     @exclusivity(unchecked) var parkReason: TraceEvent.ParkReason = .wait
     @exclusivity(unchecked) var parkedAt: Int64 = 0
 
@@ -179,8 +180,23 @@ class FiberCore: @unchecked Sendable {
     @inline(__always)
     func noteSuspension(_ reason: TraceEvent.ParkReason) {
         parkReason = reason
-        parkedAt = spindle_coarse_ns()
-        if _slowPath(Trace.isOn) { Trace.emit(.fiberPark, Trace.id(self), UInt64(reason.rawValue)) }
+        // SAFETY: on the fiber, so it has started: homeWorker is set.
+        parkedAt = homeWorker.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.recentNanos }
+    }
+
+    /// Recording: this fiber suspends, and `next` (nil: back to the worker's loop) runs.
+    /// A direct hand-off is one event, not a park and a resume.
+    @inline(never)
+    func traceSuspension(to next: UnsafeMutablePointer<spindle_fiber_context>?) {
+        let me = Trace.id(self)
+        let reason = UInt64(parkReason.rawValue)
+        if let next {
+            let other = UInt64(UInt(bitPattern: next.pointee.owner))
+            Trace.emit(.fiberSwitch, me, reason, actor: other)
+            spindle_trace_set_current(other)
+        } else {
+            Trace.emit(.fiberPark, me, reason)
+        }
     }
 
     /// On the fiber: gives up the thread until resumed. When another of the worker's
@@ -191,7 +207,9 @@ class FiberCore: @unchecked Sendable {
         // SAFETY: homeWorker and context are set while the fiber runs (we are on its stack).
         let me = context.unsafelyUnwrapped
         homeWorker.unsafelyUnwrapped._withUnsafeGuaranteedRef { w in
-            if let next = w.directSuccessor() {
+            let next = w.directSuccessor()
+            if _slowPath(Trace.isOn) { traceSuspension(to: next) }
+            if let next {
                 // Our own resume, queued by a waker that beat the park: it is consumed.
                 if next == me { return }
                 spindle_fiber_switch(me, next)
@@ -212,6 +230,7 @@ class FiberCore: @unchecked Sendable {
         homeWorker.unsafelyUnwrapped._withUnsafeGuaranteedRef { w in
             // Pick the successor before queueing ourselves, so we never pick ourselves.
             let next = w.directSuccessor()
+            if _slowPath(Trace.isOn) { traceSuspension(to: next) }
             w.readyFibers.append(word)
             if let next {
                 spindle_fiber_switch(me, next)

@@ -100,11 +100,6 @@ extension Worker {
         if runNextSlot.load(ordering: .relaxed) != 0 || !queue.isEmpty || !runtime.inject.isEmpty { return nil }
         guard let r = popReadyFiber() else { return nil }
         counts.fiberResumes &+= 1
-        if _slowPath(Trace.isOn) {
-            let id = UInt64(UInt(bitPattern: r.fiberPointer))
-            Trace.emit(.fiberResume, id)
-            spindle_trace_set_current(id)
-        }
         // SAFETY: a word in the ready lists names a live, started fiber (FiberCore's
         // protocol); reading its context does not need a reference.
         return Unmanaged<FiberCore>.fromOpaque(r.fiberPointer)._withUnsafeGuaranteedRef { $0.context.unsafelyUnwrapped }

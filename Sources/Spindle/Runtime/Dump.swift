@@ -29,7 +29,8 @@ public struct RuntimeDump: Sendable, CustomStringConvertible {
         /// What it is parked on (yield, sleep, channel, select, I/O read, I/O write, join,
         /// wait), nil unless parked or ready after a park.
         public var parkedOn: String?
-        /// How long since it suspended (coarse clock: a few ms of resolution).
+        /// About how long since it suspended: from its worker's last look at the clock
+        /// before the park (at most a few of the worker's turns early).
         public var suspendedFor: Duration?
         public var worker: Int
         /// Innermost first: "Module.function + 0x1c (file)".
@@ -93,7 +94,7 @@ enum Dump {
         var ready = Set<UInt>()
         for r in worker.readyFibers { ready.insert(UInt(bitPattern: r.fiberPointer)) }
         worker.remoteFibers.withLock { q in for r in q { ready.insert(UInt(bitPattern: r.fiberPointer)) } }
-        let now = spindle_coarse_ns()
+        let now = Sys.nowNanos()
         var out: [RuntimeDump.Fiber] = []
         var f = worker.liveFibers
         while let cur = f {

@@ -30,7 +30,11 @@ import Glibc
 public struct TraceEvent: Sendable, Hashable {
     public enum Kind: UInt8, Sendable, CaseIterable {
         case jobStart = 1, jobEnd, enqueue, steal, fiberCreate, fiberResume, fiberPark, fiberFinish,
-             wake, workerPark, workerUnpark, poll, timersFired, blockingStart, blockingEnd
+             wake, workerPark, workerUnpark, poll, timersFired, blockingStart, blockingEnd,
+             /// Recorded only: a direct hand-off between two fibers (subject parks with the
+             /// reason in detail, actor resumes). Snapshots show it as a fiberPark and a
+             /// fiberResume at the same time.
+             fiberSwitch
     }
     /// Where an enqueued runnable went.
     public enum Queue: UInt64, Sendable {
@@ -53,7 +57,8 @@ public struct TraceEvent: Sendable, Hashable {
         }
     }
 
-    /// CLOCK_MONOTONIC, nanoseconds.
+    /// CLOCK_MONOTONIC, nanoseconds (recorded as TSC counts where the kernel's clock is the
+    /// TSC, and mapped back).
     public var time: Int64
     public var kind: Kind
     /// The job or fiber the event is about (steal: the victim worker; poll: events;
@@ -127,9 +132,15 @@ public final class TraceRecorder: Sendable {
     public func snapshot() -> TraceSnapshot {
         let (since, keep, names) = state.withLock { ($0.since, $0.keepNanos, $0.names) }
         let cutoff = max(since, keep.map { Sys.nowNanos() - $0 } ?? 0)
-        final class Box { var lanes: [TraceSnapshot.Lane] = []; var cutoff: Int64 = 0 }
+        final class Box {
+            var lanes: [TraceSnapshot.Lane] = []
+            var cutoff: Int64 = 0
+            var tsc0: UInt64 = 0, ns0: Int64 = 0, rate: Double = 1
+            func nanos(_ stamp: UInt64) -> Int64 { ns0 + Int64((Double(Int64(bitPattern: stamp &- tsc0)) * rate).rounded()) }
+        }
         let box = Box()
         box.cutoff = cutoff
+        spindle_trace_clock_mapping(&box.tsc0, &box.ns0, &box.rate)
         // SAFETY: the context is `box`, alive across this synchronous call; the visitor
         // reads `count` events of four words from the buffer it is given.
         withExtendedLifetime(box) {
@@ -143,14 +154,28 @@ public final class TraceRecorder: Sendable {
                 if label.isEmpty { label = worker.map { "worker \($0)" } ?? "thread \(r.tid)" }
                 var events: [TraceEvent] = []
                 events.reserveCapacity(Int(count))
-                var dropped: UInt64 = 0
                 for i in 0..<Int(count) {
                     let w = words + i * 4
-                    let time = Int64(bitPattern: w[0])
+                    let time = box.nanos(w[0])
                     guard let kind = TraceEvent.Kind(rawValue: UInt8(w[1] & 0xff)) else { continue }
-                    if time < box.cutoff { dropped += 1; continue }
-                    events.append(TraceEvent(time: time, kind: kind, subject: w[2], detail: w[3],
-                                             actor: w[1] >> 8, worker: worker, thread: r.tid))
+                    if time < box.cutoff { continue }
+                    let actor = w[1] >> 8
+                    switch kind {
+                    case .fiberSwitch:
+                        events.append(TraceEvent(time: time, kind: .fiberPark, subject: w[2], detail: w[3],
+                                                 actor: 0, worker: worker, thread: r.tid))
+                        events.append(TraceEvent(time: time, kind: .fiberResume, subject: actor, detail: 0,
+                                                 actor: 0, worker: worker, thread: r.tid))
+                    case .enqueue where actor != 0 && actor != w[2]:
+                        // Queued by another coroutine: that one woke it.
+                        events.append(TraceEvent(time: time, kind: .enqueue, subject: w[2], detail: w[3],
+                                                 actor: actor, worker: worker, thread: r.tid))
+                        events.append(TraceEvent(time: time, kind: .wake, subject: actor, detail: w[2],
+                                                 actor: 0, worker: worker, thread: r.tid))
+                    default:
+                        events.append(TraceEvent(time: time, kind: kind, subject: w[2], detail: w[3],
+                                                 actor: actor, worker: worker, thread: r.tid))
+                    }
                 }
                 if events.isEmpty { return }
                 box.lanes.append(TraceSnapshot.Lane(worker: worker, thread: r.tid, label: label,
@@ -224,10 +249,8 @@ enum Trace {
     @inline(never)
     static func enqueued(_ r: Runnable, _ queue: TraceEvent.Queue) {
         if r.kind == .wakeup { return }
-        let who = current
-        let what = id(r)
-        emit(.enqueue, what, queue.rawValue, actor: who)
-        if who != 0 && who != what { emit(.wake, who, what) }
+        // One event: the snapshot reads a wake (actor → subject) out of it.
+        emit(.enqueue, id(r), queue.rawValue, actor: current)
     }
 
     @inline(never)

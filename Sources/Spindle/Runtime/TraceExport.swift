@@ -147,6 +147,8 @@ enum TraceExport {
                 running[lane] = nil
                 parkedSince[lane] = nil
                 out.event(["name": .s("blocking job"), "cat": .s("blocking"), "ph": .s("B"), "pid": .i(1), "tid": .i(tid), "ts": .d(us(t))])
+            case .fiberSwitch:
+                break  // snapshots carry it as a park and a resume
             case .blockingEnd:
                 out.event(["name": .s("blocking job"), "cat": .s("blocking"), "ph": .s("E"), "pid": .i(1), "tid": .i(tid), "ts": .d(us(t))])
             }

@@ -83,6 +83,10 @@ final class Worker: @unchecked Sendable {
     @exclusivity(unchecked) var counts = WorkerCounts()
     let published = PublishedCounts()
     @exclusivity(unchecked) var fibersFirst = false
+    /// The time of this worker's last look at the timers (every loop pass that finds no
+    /// ready work, every `Tuning.globalQueueInterval` ticks, around parks): what a fiber's
+    /// park records as its start (for dumps) without reading the clock itself.
+    @exclusivity(unchecked) var recentNanos: Int64 = 0
     @exclusivity(unchecked) var isSearching = false
     private var rng: UInt64
 
@@ -329,6 +333,7 @@ final class Worker: @unchecked Sendable {
     /// Fires due wake-ups at once (they only queue a resume) and moves due jobs into the
     /// local queue. Returns how many fired.
     private func fireTimers(now: Int64) -> Int {
+        recentNanos = now
         let fired = runtime.timers.fireDue(now: now) { r in
             if r.kind == .wakeup { r.takeWakeup().fire() } else { scheduleBack(r) }
         }
