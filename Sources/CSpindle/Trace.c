@@ -20,6 +20,7 @@ static int64_t cal_ns0;
 SPINDLE_TLS spindle_trace_ring *spindle_tls_trace_ring;
 SPINDLE_TLS uint64_t spindle_tls_trace_current;
 SPINDLE_TLS int32_t spindle_tls_trace_lane;
+SPINDLE_TLS uint64_t spindle_tls_trace_named[64];
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static spindle_trace_ring *registry;

@@ -157,9 +157,13 @@ struct Demo: ParsableCommand {
             // Two tasks: the same through async calls.
             let hits = try runtime.run {
                 let toD = Channel<Int>(capacity: 0), toC = Channel<Int>(capacity: 0)
-                async let c = TaskSide.serve(first: true, rounds: rounds, send: toD, receive: toC)
-                async let d = TaskSide.serve(first: false, rounds: rounds, send: toC, receive: toD)
-                return try await c + d
+                let c = Task(name: "ping-task", executorPreference: runtime) {
+                    try await TaskSide.serve(first: true, rounds: rounds, send: toD, receive: toC)
+                }
+                let d = Task(name: "pong-task", executorPreference: runtime) {
+                    try await TaskSide.serve(first: false, rounds: rounds, send: toC, receive: toD)
+                }
+                return try await c.value + d.value
             }
             runtime.trace.stop()
             precondition(hits == 2 * rounds, "the tasks' ball went missing")

@@ -68,6 +68,7 @@ private func summary(_ dom: String) throws -> [String: Any] {
         #expect(s["drawnSlices"] as? Int ?? 0 > 0, "\(s)")
         let lanes = s["laneNames"] as? [String] ?? []
         #expect(lanes.contains("fiber 1 'ping'") && lanes.contains("fiber 2 'pong'"), "\(lanes)")
+        #expect(lanes.contains { $0.hasSuffix("'ping-task'") } && lanes.contains { $0.hasSuffix("'pong-task'") }, "\(lanes)")
         #expect(lanes.contains { $0.hasPrefix("worker ") }, "\(lanes)")
         let shot = dir + "/pingpong.png"
         _ = try runChromium(exe, ["--screenshot=\(shot)", "--window-size=1400,700", "--hide-scrollbars"], page: page)

@@ -97,7 +97,7 @@ import Testing
         _ = try await b.value
         recorder.stop()
         let snapshot = recorder.snapshot()
-        let ids = Dictionary(uniqueKeysWithValues: snapshot.fiberNames.map { ($1, $0) })
+        let ids = Dictionary(uniqueKeysWithValues: snapshot.names.map { ($1, $0) })
         let ping = try #require(ids["ping"]), pong = try #require(ids["pong"])
         var edges: [String: Int] = [:]
         for e in snapshot.allEvents where e.kind == .wake && (e.detail == ping || e.detail == pong) {
@@ -124,8 +124,8 @@ import Testing
         let sum = try await Task(executorPreference: rt) {
             try await withThrowingTaskGroup(of: Int.self) { g in
                 let c = Channel<Int>(capacity: 0)
-                g.addTask { for i in 0..<10 { try await c.send(i) }; c.close(); return 0 }
-                g.addTask { var s = 0; for try await v in c { s += v }; return s }
+                g.addTask(name: "producer") { for i in 0..<10 { try await c.send(i) }; c.close(); return 0 }
+                g.addTask(name: "consumer") { var s = 0; for try await v in c { s += v }; return s }
                 return try await g.reduce(0, +)
             }
         }.value
@@ -178,7 +178,8 @@ import Testing
         let names = events.compactMap { ($0["ph"] as? String == "M") ? ($0["args"] as? [String: Any])?["name"] as? String : nil }
         #expect(names.contains("Spindle workers") && names.contains("Coroutines"))
         #expect(names.contains { $0.hasSuffix("'a'") } && names.contains { $0.hasSuffix("'b'") })
-        #expect(names.contains { $0.hasPrefix("task ") })
+        #expect(names.contains { $0.hasPrefix("task ") && $0.hasSuffix("'producer'") }, "\(names)")
+        #expect(names.contains { $0.hasPrefix("task ") && $0.hasSuffix("'consumer'") }, "\(names)")
     }
 
     @Test func spindleTraceWritesAFileAtExit() throws {

@@ -81,6 +81,19 @@ static inline void spindle_trace_emit(uint32_t kind, uint64_t a, uint64_t b, uin
 extern __thread __attribute__((tls_model("initial-exec"))) int32_t spindle_tls_trace_lane;
 static inline void spindle_trace_set_thread_lane(int32_t lane) { spindle_tls_trace_lane = lane; }
 
+// Recording, on a thread running `id`: 1 the first time this thread sees `id` lately (a
+// direct-mapped cache of 64 ids), so the caller looks up its name once, not per event.
+extern __thread __attribute__((tls_model("initial-exec"))) uint64_t spindle_tls_trace_named[64];
+static inline int spindle_trace_first_sight(uint64_t id) {
+    uint64_t *slot = &spindle_tls_trace_named[(id >> 4) & 63];
+    if (*slot == id) return 0;
+    *slot = id;
+    return 1;
+}
+// Swift's runtime (libswift_Concurrency): the name of the task running on this thread, if
+// it was given one (Task(name:)); NULL otherwise.
+const char *_Nullable swift_task_getCurrentTaskName(void);
+
 static inline uint64_t spindle_trace_current(void) { return spindle_tls_trace_current; }
 static inline void spindle_trace_set_current(uint64_t id) { spindle_tls_trace_current = id; }
 

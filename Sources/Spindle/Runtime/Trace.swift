@@ -17,9 +17,11 @@
 // Ids are addresses, so one may be reused after its coroutine ended; the exporter numbers
 // coroutines in order of appearance, and a reuse shows as the same lane.
 //
-// Task names: Swift 6.3.1 gives a task's name only to the task itself
-// (`swift_task_getCurrentTaskName`), never to its executor, so jobs appear by number;
-// fibers appear with their names. UNSAFE FILE: the C rings' raw events, a C callback
+// Task names: Swift 6.3.1 gives a task's name only to code running inside the task
+// (`swift_task_getCurrentTaskName`), never to its executor, so a task's name is asked for
+// when the task queues something while recording (it wakes another coroutine, or it ends
+// and wakes its awaiter), once per thread and task; tasks never seen doing so appear by
+// number. UNSAFE FILE: the C rings' raw events, a C callback
 // context, the atexit hook.
 import CSpindle
 #if canImport(Glibc)
@@ -86,8 +88,9 @@ public struct TraceSnapshot: Sendable {
         public var events: [TraceEvent]
     }
     public var lanes: [Lane]
-    /// Fiber names known to the recorder (fibers created while it was on).
-    public var fiberNames: [UInt64: String]
+    /// Names known to the recorder: fibers created while it was on, and named tasks
+    /// (`Task(name:)`) seen waking something while it was on.
+    public var names: [UInt64: String]
     public var allEvents: [TraceEvent] { lanes.flatMap(\.events).sorted { $0.time < $1.time } }
 }
 
@@ -183,7 +186,7 @@ public final class TraceRecorder: Sendable {
             }
         }
         let lanes = box.lanes.sorted { ($0.worker ?? Int.max, $0.thread) < ($1.worker ?? Int.max, $1.thread) }
-        return TraceSnapshot(lanes: lanes, fiberNames: names)
+        return TraceSnapshot(lanes: lanes, names: names)
     }
 
     /// Writes the recorded events as Chrome trace-event JSON (Perfetto and chrome://tracing
@@ -250,7 +253,17 @@ enum Trace {
     static func enqueued(_ r: Runnable, _ queue: TraceEvent.Queue) {
         if r.kind == .wakeup { return }
         // One event: the snapshot reads a wake (actor → subject) out of it.
-        emit(.enqueue, id(r), queue.rawValue, actor: current)
+        let who = current
+        emit(.enqueue, id(r), queue.rawValue, actor: who)
+        if who != 0 { nameCurrentTask(who) }
+    }
+
+    /// Swift tells a task's name only to code running inside it: we are (the job `id`
+    /// runs on this thread and is waking or waiting for something), so ask now, once.
+    @inline(never)
+    static func nameCurrentTask(_ id: UInt64) {
+        guard spindle_trace_first_sight(id) != 0, let name = swift_task_getCurrentTaskName() else { return }
+        TraceRecorder.shared.name(id, String(cString: name))
     }
 
     @inline(never)

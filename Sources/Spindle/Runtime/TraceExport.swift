@@ -38,10 +38,10 @@ enum TraceExport {
             let label: String
             if fiber {
                 fibers += 1
-                label = snapshot.fiberNames[id].map { "fiber \(fibers) '\($0)'" } ?? "fiber \(fibers)"
+                label = snapshot.names[id].map { "fiber \(fibers) '\($0)'" } ?? "fiber \(fibers)"
             } else {
                 tasks += 1
-                label = "task \(tasks)"
+                label = snapshot.names[id].map { "task \(tasks) '\($0)'" } ?? "task \(tasks)"
             }
             let c = Coroutine(number: order.count + 1, isFiber: fiber, label: label)
             coroutines[id] = c
