@@ -3,9 +3,11 @@
 // a lane per worker and per coroutine, wake arrows, zoom (wheel, +/-) and pan (drag,
 // arrows), and a slice's details on click (coroutine, duration, what it waited for, who
 // woke it). It writes a summary of what it drew into <pre id="spindle-summary"> (JSON:
-// lanes, slices, arrows, errors), which the browser test reads with --dump-dom.
-// Drawing is culled to the visible window and merged per pixel, so a million events stay
-// interactive.
+// lanes, slices, arrows, errors, and how long parsing and drawing took; with #bench in the
+// URL also the mean redraw time of twenty zoom steps), which the browser test reads with
+// --dump-dom. Drawing is culled to the visible window, and slices narrower than a pixel
+// stand for their whole pixel column (the next one is found by binary search), so a
+// redraw costs pixels, not events.
 
 enum TraceViewerPage {
     static func html(title: String, traceJSON: [UInt8], part: (index: Int, count: Int, base: String)?) -> [UInt8] {
@@ -77,7 +79,10 @@ enum TraceViewerPage {
     function report() { document.getElementById("spindle-summary").textContent = JSON.stringify(summary); }
     window.addEventListener("error", e => { summary.errors.push(String(e.message)); report(); });
     try {
+      const t00 = performance.now();
+      summary.htmlMs = Math.round(t00);  // navigation start to here: reading the page
       const data = JSON.parse(document.getElementById("trace-data").textContent);
+      summary.parseMs = Math.round(performance.now() - t00);
       const events = Array.isArray(data) ? data : (data.traceEvents || []);
       const names = new Map(), procNames = new Map(), order = new Map();
       const lanes = new Map();            // "pid:tid" -> { pid, tid, slices: [] }
@@ -146,6 +151,7 @@ enum TraceViewerPage {
       function x(ts) { return LABEL + (ts - view.start) / (view.end - view.start) * (canvas.width - LABEL - 10); }
       function tsAt(px) { return view.start + (px - LABEL) / (canvas.width - LABEL - 10) * (view.end - view.start); }
       function rowY(l) { return TOP + HEADER + l.row * ROW; }
+      function firstStart(sl, t) { let lo = 0, hi = sl.length; while (lo < hi) { const m = (lo + hi) >> 1; if (sl[m].ts < t) lo = m + 1; else hi = m; } return lo; }
       function firstVisible(sl, t) { let lo = 0, hi = sl.length; while (lo < hi) { const m = (lo + hi) >> 1; if (sl[m].ts + sl[m].dur < t) lo = m + 1; else hi = m; } return lo; }
       function fmt(us) { return us >= 1e6 ? (us / 1e6).toFixed(3) + " s" : us >= 1e3 ? (us / 1e3).toFixed(3) + " ms" : us.toFixed(3) + " µs"; }
       function draw() {
@@ -168,15 +174,16 @@ enum TraceViewerPage {
           ctx.fillStyle = l.row % 2 ? "#f5f5f5" : "#ffffff"; ctx.fillRect(LABEL, y, canvas.width - LABEL, ROW);
           ctx.fillStyle = "#263238"; ctx.fillText(l.name.slice(0, 36), 4, y + 14);
           const sl = l.slices;
-          let lastPx = -1;
-          for (let i = firstVisible(sl, view.start); i < sl.length && sl[i].ts <= view.end; i++) {
+          let i = firstVisible(sl, view.start);
+          while (i < sl.length && sl[i].ts <= view.end) {
             const s = sl[i];
             const a = Math.max(LABEL, x(s.ts)), b = Math.min(canvas.width - 10, x(s.ts + s.dur));
-            const w = Math.max(1, b - a);
-            if (w < 1 && Math.floor(a) === lastPx) continue;
-            lastPx = Math.floor(a);
-            ctx.fillStyle = color(s); ctx.fillRect(a, y + 2, w, ROW - 4); drawn++;
+            const w = b - a;
+            ctx.fillStyle = color(s); ctx.fillRect(a, y + 2, Math.max(1, w), ROW - 4); drawn++;
             if (w > 40) { ctx.fillStyle = "#102027"; ctx.fillText(s.name.slice(0, Math.floor(w / 6)), a + 3, y + 14); }
+            // Narrower than a pixel: one mark stands for the rest of its pixel column, so a
+            // redraw costs the lane's pixels (times a binary search), not its slices.
+            i = w < 1 ? Math.max(i + 1, firstStart(sl, tsAt(Math.floor(a) + 1))) : i + 1;
           }
         }
         ctx.strokeStyle = "#d32f2f"; ctx.fillStyle = "#d32f2f"; ctx.lineWidth = 1;
@@ -234,7 +241,17 @@ enum TraceViewerPage {
         }
         return lines.join("\n");
       }
+      const t01 = performance.now();
       size(); draw();
+      summary.loadMs = Math.round(performance.now() - t00);
+      summary.drawMs = Math.round(performance.now() - t01);
+      // #bench: twenty zoom steps in and out around the middle, timed (a redraw each).
+      if (location.hash === "#bench") {
+        const mid = LABEL + (canvas.width - LABEL) / 2, b0 = performance.now();
+        for (let k = 0; k < 10; k++) zoom(0.7, mid);
+        for (let k = 0; k < 10; k++) zoom(1 / 0.7, mid);
+        summary.redrawMs = Math.round((performance.now() - b0) / 20 * 10) / 10;
+      }
       window.addEventListener("resize", () => { size(); draw(); });
     } catch (err) {
       summary.errors.push(String(err && err.stack || err));
