@@ -99,6 +99,8 @@ enum Dump {
         var f = worker.liveFibers
         while let cur = f {
             f = cur.nextLive
+            // SAFETY: the address only names the fiber (compared with queued words); the
+            // fiber is alive while listed, and nothing is retained or released.
             let id = UInt(bitPattern: Unmanaged.passUnretained(cur).toOpaque())
             guard let ctx = cur.context else { continue }
             if ctx == running {

@@ -148,6 +148,7 @@ public final class TraceRecorder: Sendable {
         // reads `count` events of four words from the buffer it is given.
         withExtendedLifetime(box) {
             spindle_trace_visit(Unmanaged.passUnretained(box).toOpaque()) { ctx, ring, words, count, lost in
+                // SAFETY: ctx is the unretained `box` passed above, alive for this call.
                 let box = Unmanaged<Box>.fromOpaque(ctx!).takeUnretainedValue()
                 let r = ring.pointee
                 let worker: Int? = r.lane > 0 ? Int(r.lane - 1) : nil
@@ -245,6 +246,7 @@ enum Trace {
     }
 
     static func id(_ f: FiberCore) -> UInt64 {
+        // SAFETY: only the address is taken (an id); no retain, no release, no access.
         UInt64(UInt(bitPattern: Unmanaged.passUnretained(f).toOpaque()))
     }
 
