@@ -30,7 +30,10 @@ static int stall_count;
 // alive: the fiber is the code the signal interrupted.
 static char stall_fiber_name[sizeof(((spindle_fiber_context *)0)->name)];
 static int stall_in_fiber;
-// 0: idle; 1: requested (the handler may fill the buffer); 2: filled.
+// 0: idle; 1: requested; 3: a handler claimed the request and is filling the buffer;
+// 2: filled. Only the handler that claims (1 -> 3) writes the buffer, and the capturer
+// withdraws a request only while nobody has claimed it (1 -> 0), so a late handler can
+// never write into the next capture's buffer.
 static int stall_state;
 static int stall_signal;
 static pthread_once_t stall_once = PTHREAD_ONCE_INIT;
@@ -64,8 +67,9 @@ static int walk_frames(uintptr_t pc, uintptr_t fp, uintptr_t sp, uintptr_t upper
 static void stall_handler(int signo, siginfo_t *info, void *context) {
     (void)signo; (void)info;
     int saved = errno;
-    // Only a requested capture fills the buffer (a stray signal does nothing).
-    if (__atomic_load_n(&stall_state, __ATOMIC_ACQUIRE) != 1) {
+    // Only a requested capture fills the buffer (a stray or late signal does nothing).
+    int requested = 1;
+    if (!__atomic_compare_exchange_n(&stall_state, &requested, 3, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         errno = saved;
         return;
     }
@@ -156,8 +160,8 @@ static int capture_locked(uint64_t thread, uintptr_t *_Nonnull out, int max, int
     int64_t deadline = spindle_monotonic_ns() + timeout_ns;
     while (__atomic_load_n(&stall_state, __ATOMIC_ACQUIRE) != 2) {
         if (spindle_monotonic_ns() >= deadline) {
-            // Too late: withdraw the request (a handler that starts now does nothing; one
-            // already past its check fills the buffer, which the next capture resets).
+            // Too late: withdraw the request unless a handler claimed it (then it is
+            // filling the buffer right now, a bounded walk: wait for it).
             int one = 1;
             if (__atomic_compare_exchange_n(&stall_state, &one, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return -ETIMEDOUT;
         }

@@ -14,6 +14,7 @@
 
 int spindle_trace_enabled;
 int spindle_trace_use_tsc;
+uint64_t spindle_trace_epoch;
 // (TSC, ns) when recording started.
 static uint64_t cal_tsc0;
 static int64_t cal_ns0;
@@ -29,6 +30,9 @@ static pthread_key_t ring_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
 static void give_back(void *ring) {
+    // An event from a later thread-exit destructor must not write a ring another thread
+    // may own by then: it would take a fresh ring (and give that back) instead.
+    spindle_tls_trace_ring = NULL;
     __atomic_store_n(&((spindle_trace_ring *)ring)->in_use, 0, __ATOMIC_RELEASE);
 }
 
@@ -54,6 +58,14 @@ spindle_trace_ring *spindle_trace_take_ring(void) {
         registry = r;
     }
     __atomic_store_n(&r->in_use, 1, __ATOMIC_RELAXED);
+    // A reused ring remembers its last owner, for the events that are still that one's.
+    uint64_t head = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
+    if (head > 0) {
+        r->owner_since = head;
+        r->previous_tid = r->tid;
+        r->previous_lane = r->lane;
+        memcpy(r->previous_label, r->label, sizeof r->label);
+    }
     r->tid = syscall(SYS_gettid);
     r->lane = spindle_tls_trace_lane;
     memset(r->label, 0, sizeof r->label);
@@ -102,10 +114,20 @@ void spindle_trace_clock_mapping(uint64_t *tsc0, int64_t *ns0, double *rate) {
     pthread_mutex_unlock(&registry_lock);
 }
 
+void spindle_trace_set_thread_lane(int32_t lane) {
+    spindle_tls_trace_lane = lane;
+    spindle_trace_ring *r = spindle_tls_trace_ring;
+    if (!r) return;
+    pthread_mutex_lock(&registry_lock);
+    r->lane = lane;
+    pthread_mutex_unlock(&registry_lock);
+}
+
 void spindle_trace_set_enabled(int on, uint64_t events) {
     pthread_mutex_lock(&registry_lock);
     if (events >= 1024 && (events & (events - 1)) == 0) ring_events = events;
     if (on) {
+        __atomic_fetch_add(&spindle_trace_epoch, 1, __ATOMIC_RELAXED);
         // One clock for a whole recording: chosen at its start, with its first pair.
         int tsc = tsc_is_the_clocksource();
         __atomic_store_n(&spindle_trace_use_tsc, tsc, __ATOMIC_RELAXED);
@@ -136,7 +158,10 @@ void spindle_trace_visit(void *context, spindle_trace_visitor visit) {
             for (int w = 0; w < 4; w++) copy[i * 4 + w] = __atomic_load_n(&s[w], __ATOMIC_RELAXED);
         }
         // The writer went on meanwhile: index i survived only if i > after - cap (the
-        // writer may be filling slot `after`, which is index after - cap's slot).
+        // writer may be filling slot `after`, which is index after - cap's slot). The
+        // fence pairs with the writer's: a copied word of a newer event implies a newer
+        // `head` here.
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
         uint64_t after = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
         uint64_t keep_from = after >= cap ? after - cap + 1 : 0;
         uint64_t skip = keep_from > first ? keep_from - first : 0;

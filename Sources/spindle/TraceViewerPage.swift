@@ -112,6 +112,15 @@ enum TraceViewerPage {
           finishes.set(e.id, e);
         }
       }
+      // Timestamps from the first event on (a foreign trace may hold absolute epoch
+      // microseconds, whose sums lose the precision a deep zoom needs).
+      let base = Infinity;
+      for (const l of lanes.values()) for (const s of l.slices) base = Math.min(base, s.ts);
+      for (const e of starts) base = Math.min(base, e.ts);
+      if (!isFinite(base)) base = 0;
+      for (const l of lanes.values()) for (const s of l.slices) s.ts -= base;
+      for (const e of starts) e.ts -= base;
+      for (const e of finishes.values()) e.ts -= base;
       const laneList = [...lanes.values()].sort((a, b) => a.pid - b.pid || (order.get(a.key) ?? a.tid) - (order.get(b.key) ?? b.tid));
       laneList.forEach((l, i) => { l.row = i; l.name = names.get(l.key) || ("track " + l.tid); l.slices.sort((a, b) => a.ts - b.ts); });
       const arrows = [];
@@ -183,7 +192,8 @@ enum TraceViewerPage {
             if (w > 40) { ctx.fillStyle = "#102027"; ctx.fillText(s.name.slice(0, Math.floor(w / 6)), a + 3, y + 14); }
             // Narrower than a pixel: one mark stands for the rest of its pixel column, so a
             // redraw costs the lane's pixels (times a binary search), not its slices.
-            i = w < 1 ? Math.max(i + 1, firstStart(sl, tsAt(Math.floor(a) + 1))) : i + 1;
+            // (The last slice skipped may reach past the column: it is drawn next.)
+            i = w < 1 ? Math.max(i + 1, firstStart(sl, tsAt(Math.floor(a) + 1)) - 1) : i + 1;
           }
         }
         ctx.strokeStyle = "#d32f2f"; ctx.fillStyle = "#d32f2f"; ctx.lineWidth = 1;

@@ -5,9 +5,10 @@
 // timestamp, a kind and three words), taken from a registry on its first event and handed
 // back when the thread ends. Its writer is that thread alone: no lock and no allocation on
 // the hot path, just four relaxed stores and a release store of `head`. The exporter reads
-// a ring while its writer goes on: it loads `head` (acquire), copies the events, loads
-// `head` again, and keeps only those the writer cannot have overwritten meanwhile. Every
-// access is atomic (relaxed), so the thread sanitizer sees no race and there is none.
+// a ring while its writer goes on: it loads `head` (acquire), copies the events, fences
+// (acquire), loads `head` again, and keeps only those the writer cannot have overwritten
+// meanwhile; the writer fences (release) between publishing one event's `head` and
+// writing the next event's words. Every access is atomic, so there is no data race.
 //
 // Off costs one relaxed load of `spindle_trace_enabled` per recording point.
 #ifndef CSPINDLE_TRACE_H
@@ -25,6 +26,11 @@ typedef struct spindle_trace_ring {
     int32_t lane;                  // worker index + 1, 0 for a thread that is no worker
     int32_t in_use;                // a thread owns it (atomic)
     char label[32];                // the thread's name when it took the ring
+    // The thread before: a reused ring's events below `owner_since` are that thread's.
+    uint64_t owner_since;
+    int64_t previous_tid;
+    int32_t previous_lane;
+    char previous_label[32];
 } spindle_trace_ring;
 
 // 1 while recording (relaxed loads; written by spindle_trace_set_enabled).
@@ -69,6 +75,10 @@ static inline void spindle_trace_emit(uint32_t kind, uint64_t a, uint64_t b, uin
     }
     uint64_t now = spindle_trace_clock();
     uint64_t h = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
+    // The slot stores below must not become visible before the previous event's `head`
+    // store: an exporter that sees any of them then also sees head >= h, and drops the
+    // old event it was copying from this slot (its acquire fence pairs with this one).
+    __atomic_thread_fence(__ATOMIC_RELEASE);
     uint64_t *s = r->slots + (h & r->mask) * 4;
     __atomic_store_n(&s[0], now, __ATOMIC_RELAXED);
     __atomic_store_n(&s[1], (uint64_t)(kind & 0xff) | (c << 8), __ATOMIC_RELAXED);
@@ -79,15 +89,19 @@ static inline void spindle_trace_emit(uint32_t kind, uint64_t a, uint64_t b, uin
 
 // The calling thread's worker index + 1 (0: not a worker): the lane of the ring it takes.
 extern __thread __attribute__((tls_model("initial-exec"))) int32_t spindle_tls_trace_lane;
-static inline void spindle_trace_set_thread_lane(int32_t lane) { spindle_tls_trace_lane = lane; }
+// Sets it (0: none), and the lane of the thread's ring if it has one already.
+void spindle_trace_set_thread_lane(int32_t lane);
 
 // Recording, on a thread running `id`: 1 the first time this thread sees `id` lately (a
 // direct-mapped cache of 64 ids), so the caller looks up its name once, not per event.
 extern __thread __attribute__((tls_model("initial-exec"))) uint64_t spindle_tls_trace_named[64];
+// Bumped by every start of a recording (names are forgotten then): part of the key.
+extern uint64_t spindle_trace_epoch;
 static inline int spindle_trace_first_sight(uint64_t id) {
+    uint64_t key = id ^ (__atomic_load_n(&spindle_trace_epoch, __ATOMIC_RELAXED) << 56);
     uint64_t *slot = &spindle_tls_trace_named[(id >> 4) & 63];
-    if (*slot == id) return 0;
-    *slot = id;
+    if (*slot == key) return 0;
+    *slot = key;
     return 1;
 }
 // Swift's runtime (libswift_Concurrency): the name of the task running on this thread, if

@@ -106,7 +106,10 @@ final class Monitor: Sendable {
         let captured = Symbols.capture(w.thread.load(ordering: .relaxed))
         let frames = captured?.frames
         var what = a & 2 != 0 ? "a fiber" : "a job"
-        if a & 2 != 0, let fiber = captured?.fiber { what = fiber == "?" ? "an unnamed fiber" : "fiber '\(fiber)'" }
+        // Named only if the turn the capture interrupted is still the one that stalled.
+        if a & 2 != 0, let fiber = captured?.fiber, w.activity.load(ordering: .relaxed) == a {
+            what = fiber == "?" ? "an unnamed fiber" : "fiber '\(fiber)'"
+        }
         let trace: String
         if let frames, !frames.isEmpty, w.activity.load(ordering: .relaxed) == a {
             trace = frames.indices.map { i in "\n    #\(i) " + Symbols.describe(frames[i], isReturnAddress: i > 0) }.joined()

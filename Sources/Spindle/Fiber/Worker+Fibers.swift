@@ -79,7 +79,9 @@ extension Worker {
         // SAFETY: context is set (started and not finished); the fiber is suspended, so
         // resuming it is the one legal move.
         let back = spindle_fiber_resume(fiber.context.unsafelyUnwrapped)
-        if _slowPath(tracing) { spindle_trace_set_current(0) }
+        // Unconditionally: tracing may have started during the turn, and a direct switch
+        // then set it.
+        spindle_trace_set_current(0)
         // Control may come back from another fiber that `fiber` switched to directly.
         // SAFETY: every runtime fiber's context names its FiberCore, alive until it ends.
         Unmanaged<FiberCore>.fromOpaque(back.pointee.owner.unsafelyUnwrapped)._withUnsafeGuaranteedRef { f in
@@ -94,9 +96,13 @@ extension Worker {
     /// Returns the successor's context (contexts identify fibers without a retain).
     @inline(__always)
     func directSuccessor() -> UnsafeMutablePointer<spindle_fiber_context>? {
+        // The loop's housekeeping tick (timers, polls, the inject queue, dumps) is its own:
+        // hand back before taking it, so `nextTask` is the one that lands on it. (Taking it
+        // here and handing back made the loop's next tick miss it: a chain of direct
+        // hand-offs then never fired a timer.)
+        if (tick &+ 1) % Tuning.globalQueueInterval == 0 { return nil }
         tick &+= 1
         activity.store(tick << 2 | 2 | 1, ordering: .relaxed)
-        if tick % Tuning.globalQueueInterval == 0 { return nil }
         if runNextSlot.load(ordering: .relaxed) != 0 || !queue.isEmpty || !runtime.inject.isEmpty { return nil }
         guard let r = popReadyFiber() else { return nil }
         counts.fiberResumes &+= 1

@@ -75,9 +75,15 @@ public struct RuntimeDump: Sendable, CustomStringConvertible {
     }
 }
 
-/// One dump in progress: the workers' answers.
+/// One dump in progress: the workers' answers. Fibers come with raw return addresses
+/// (`frames`); the dumper symbolizes them after (a worker answers fast, and resolving a
+/// name may read the executable's symbol table).
 final class DumpCollector: Sendable {
-    let answers = Lock([Int: ([RuntimeDump.Fiber], RuntimeDump.Worker)]())
+    struct Answer: Sendable {
+        var fibers: [(RuntimeDump.Fiber, frames: [UInt])]
+        var worker: RuntimeDump.Worker
+    }
+    let answers = Lock([Int: Answer]())
     let parker = Parker()
 }
 
@@ -90,12 +96,12 @@ enum Dump {
     }
 
     /// On `worker`'s own thread, between turns (or in a job or fiber it runs: `running`).
-    static func describeFibers(of worker: Worker, running: UnsafeMutablePointer<spindle_fiber_context>?) -> [RuntimeDump.Fiber] {
+    static func describeFibers(of worker: Worker, running: UnsafeMutablePointer<spindle_fiber_context>?) -> [(RuntimeDump.Fiber, frames: [UInt])] {
         var ready = Set<UInt>()
         for r in worker.readyFibers { ready.insert(UInt(bitPattern: r.fiberPointer)) }
         worker.remoteFibers.withLock { q in for r in q { ready.insert(UInt(bitPattern: r.fiberPointer)) } }
         let now = Sys.nowNanos()
-        var out: [RuntimeDump.Fiber] = []
+        var out: [(RuntimeDump.Fiber, frames: [UInt])] = []
         var f = worker.liveFibers
         while let cur = f {
             f = cur.nextLive
@@ -104,8 +110,8 @@ enum Dump {
             let id = UInt(bitPattern: Unmanaged.passUnretained(cur).toOpaque())
             guard let ctx = cur.context else { continue }
             if ctx == running {
-                out.append(RuntimeDump.Fiber(name: cur.name, state: "running", parkedOn: nil, suspendedFor: nil,
-                                             worker: worker.index, backtrace: ["(the fiber that asked for this dump)"]))
+                out.append((RuntimeDump.Fiber(name: cur.name, state: "running", parkedOn: nil, suspendedFor: nil,
+                                              worker: worker.index, backtrace: ["(the fiber that asked for this dump)"]), []))
                 continue
             }
             var frames = [UInt](repeating: 0, count: 48)
@@ -114,14 +120,13 @@ enum Dump {
                 // context and stack stay as they are during the walk, which only reads.
                 Int(spindle_fiber_backtrace(ctx, b.baseAddress!, Int32(b.count)))
             }
-            let trace = frames.prefix(max(0, n)).map { Symbols.describe($0, isReturnAddress: true) }
             let isReady = ready.contains(id)
             let parked = cur.waiting.load(ordering: .relaxed)
-            out.append(RuntimeDump.Fiber(
+            out.append((RuntimeDump.Fiber(
                 name: cur.name, state: isReady ? "ready" : (parked ? "parked" : "suspended"),
                 parkedOn: cur.parkReason.label,
                 suspendedFor: cur.parkedAt > 0 ? .nanoseconds(max(0, now - cur.parkedAt)) : nil,
-                worker: worker.index, backtrace: trace))
+                worker: worker.index, backtrace: []), Array(frames.prefix(max(0, n)))))
         }
         return out
     }
@@ -135,12 +140,14 @@ extension Worker {
     }
 
     func answerDump(running: UnsafeMutablePointer<spindle_fiber_context>?) {
+        // Taken and the flag cleared under one lock: a flag set by the next dump after
+        // this one gave up is never cleared by this answer.
         guard let collector = dumpCollector.withLock({ c -> DumpCollector? in
             let x = c
             c = nil
+            dumpWanted.store(false, ordering: .releasing)
             return x
         }) else { return }
-        dumpWanted.store(false, ordering: .releasing)
         let fibers = Dump.describeFibers(of: self, running: running)
         let parked = published.parkedSince.load(ordering: .relaxed) > 0
         let info = RuntimeDump.Worker(
@@ -148,7 +155,7 @@ extension Worker {
             state: running != nil ? "running the fiber that asked for this dump" : (parked ? "parked" : "between turns"),
             localQueueDepth: queue.count + (runNextSlot.load(ordering: .relaxed) != 0 ? 1 : 0),
             readyFibers: readyFibers.count + remoteFiberCount.load(ordering: .relaxed), backtrace: [])
-        collector.answers.withLock { $0[index] = (fibers, info) }
+        collector.answers.withLock { $0[index] = DumpCollector.Answer(fibers: fibers, worker: info) }
         collector.parker.unpark()
     }
 }
@@ -162,15 +169,30 @@ extension Runtime {
     @discardableResult
     public func dump(printing: Bool = true) -> RuntimeDump {
         return dumpGate.withLock { _ -> RuntimeDump in
+            if isStopped {
+                let m = metrics()
+                let dump = RuntimeDump(runtimeName: configuration.name, workers: [], fibers: [],
+                                       injectQueueDepth: m.injectQueueDepth, armedTimers: m.armedTimers,
+                                       liveFibers: m.liveFibers, blockingPoolThreads: m.blockingPoolThreads)
+                if printing { Sys.writeStandardError("Spindle dump of runtime '\(configuration.name)': it has stopped (no workers)\n") }
+                return dump
+            }
             let collector = DumpCollector()
             for w in workers {
-                w.dumpCollector.withLock { $0 = collector }
-                w.dumpWanted.store(true, ordering: .releasing)
+                w.dumpCollector.withLock { c in
+                    c = collector
+                    w.dumpWanted.store(true, ordering: .releasing)
+                }
                 driver.unpark(w.index)
             }
-            // On one of our workers: answer for it here (nobody else can while we run).
+            // On one of our workers: answer for it here (nobody else can while we run). In
+            // a generator inside a fiber, the running context is the generator's: the
+            // fiber that runs it is the first context up the chain that has an owner.
             Worker.withCurrent { w in
-                if w.runtime === self { w.answerDump(running: spindle_running_fiber()) }
+                guard w.runtime === self else { return }
+                var running = spindle_running_fiber()
+                while let c = running, c.pointee.owner == nil { running = c.pointee.parent }
+                w.answerDump(running: running)
             }
             let deadline = Sys.nowNanos() + Dump.answerTimeout
             while collector.answers.withLock({ $0.count }) < workers.count && Sys.nowNanos() < deadline {
@@ -179,15 +201,28 @@ extension Runtime {
             let answers = collector.answers.withLock { $0 }
             var fibers: [RuntimeDump.Fiber] = []
             var infos: [RuntimeDump.Worker] = []
+            var names: [UInt: String] = [:]
+            func describe(_ a: UInt) -> String {
+                if let s = names[a] { return s }
+                let s = Symbols.describe(a, isReturnAddress: true)
+                names[a] = s
+                return s
+            }
             for w in workers {
-                if let (f, info) = answers[w.index] {
-                    fibers += f
-                    infos.append(info)
+                if let answer = answers[w.index] {
+                    for (f, frames) in answer.fibers {
+                        var f = f
+                        if !frames.isEmpty { f.backtrace = frames.map(describe) }
+                        fibers.append(f)
+                    }
+                    infos.append(answer.worker)
                     continue
                 }
                 // Withdraw the request (an answer after this goes nowhere).
-                w.dumpCollector.withLock { $0 = nil }
-                w.dumpWanted.store(false, ordering: .releasing)
+                w.dumpCollector.withLock { c in
+                    c = nil
+                    w.dumpWanted.store(false, ordering: .releasing)
+                }
                 let act = w.activity.load(ordering: .relaxed)
                 let what = act & 1 == 0 ? "busy" : (act & 2 != 0 ? "inside one fiber turn" : "inside one job")
                 // The stall signal reaches workers only while the stall detector is on.

@@ -135,58 +135,65 @@ public final class TraceRecorder: Sendable {
     public func snapshot() -> TraceSnapshot {
         let (since, keep, names) = state.withLock { ($0.since, $0.keepNanos, $0.names) }
         let cutoff = max(since, keep.map { Sys.nowNanos() - $0 } ?? 0)
-        final class Box {
-            var lanes: [TraceSnapshot.Lane] = []
-            var cutoff: Int64 = 0
-            var tsc0: UInt64 = 0, ns0: Int64 = 0, rate: Double = 1
-            func nanos(_ stamp: UInt64) -> Int64 { ns0 + Int64((Double(Int64(bitPattern: stamp &- tsc0)) * rate).rounded()) }
-        }
-        let box = Box()
-        box.cutoff = cutoff
-        spindle_trace_clock_mapping(&box.tsc0, &box.ns0, &box.rate)
+        let box = RingCopies()
+        var tsc0: UInt64 = 0, ns0: Int64 = 0, rate: Double = 1
+        spindle_trace_clock_mapping(&tsc0, &ns0, &rate)
         // SAFETY: the context is `box`, alive across this synchronous call; the visitor
         // reads `count` events of four words from the buffer it is given.
         withExtendedLifetime(box) {
-            spindle_trace_visit(Unmanaged.passUnretained(box).toOpaque()) { ctx, ring, words, count, lost in
+            spindle_trace_visit(Unmanaged.passUnretained(box).toOpaque()) { ctx, ring, words, count, first in
                 // SAFETY: ctx is the unretained `box` passed above, alive for this call.
-                let box = Unmanaged<Box>.fromOpaque(ctx!).takeUnretainedValue()
+                let box = Unmanaged<RingCopies>.fromOpaque(ctx!).takeUnretainedValue()
                 let r = ring.pointee
-                let worker: Int? = r.lane > 0 ? Int(r.lane - 1) : nil
-                var label = withUnsafeBytes(of: r.label) { raw in
-                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-                }
-                if label.isEmpty { label = worker.map { "worker \($0)" } ?? "thread \(r.tid)" }
-                var events: [TraceEvent] = []
-                events.reserveCapacity(Int(count))
-                for i in 0..<Int(count) {
-                    let w = words + i * 4
-                    let time = box.nanos(w[0])
-                    guard let kind = TraceEvent.Kind(rawValue: UInt8(w[1] & 0xff)) else { continue }
-                    if time < box.cutoff { continue }
-                    let actor = w[1] >> 8
-                    switch kind {
-                    case .fiberSwitch:
-                        events.append(TraceEvent(time: time, kind: .fiberPark, subject: w[2], detail: w[3],
-                                                 actor: 0, worker: worker, thread: r.tid))
-                        events.append(TraceEvent(time: time, kind: .fiberResume, subject: actor, detail: 0,
-                                                 actor: 0, worker: worker, thread: r.tid))
-                    case .enqueue where actor != 0 && actor != w[2]:
-                        // Queued by another coroutine: that one woke it.
-                        events.append(TraceEvent(time: time, kind: .enqueue, subject: w[2], detail: w[3],
-                                                 actor: actor, worker: worker, thread: r.tid))
-                        events.append(TraceEvent(time: time, kind: .wake, subject: actor, detail: w[2],
-                                                 actor: 0, worker: worker, thread: r.tid))
-                    default:
-                        events.append(TraceEvent(time: time, kind: kind, subject: w[2], detail: w[3],
-                                                 actor: actor, worker: worker, thread: r.tid))
-                    }
-                }
-                if events.isEmpty { return }
-                box.lanes.append(TraceSnapshot.Lane(worker: worker, thread: r.tid, label: label,
-                                                    lost: lost, events: events))
+                let copied = Array(UnsafeBufferPointer(start: words, count: Int(count) * 4))
+                let previous = r.owner_since > first
+                    ? (r.previous_tid, r.previous_lane, cString(r.previous_label), r.owner_since) : nil
+                box.copies.append(RingCopies.Copy(words: copied, firstIndex: first, owner: (r.tid, r.lane, cString(r.label)),
+                                       previous: previous))
             }
         }
-        let lanes = box.lanes.sorted { ($0.worker ?? Int.max, $0.thread) < ($1.worker ?? Int.max, $1.thread) }
+        func nanos(_ stamp: UInt64) -> Int64 { ns0 + Int64((Double(Int64(bitPattern: stamp &- tsc0)) * rate).rounded()) }
+        var lanes: [TraceSnapshot.Lane] = []
+        for copy in box.copies {
+            // A reused ring holds its previous thread's events first, then its own.
+            let split = copy.previous.map { Int(min(UInt64(copy.words.count / 4), $0.until - copy.firstIndex)) } ?? 0
+            var parts: [(range: Range<Int>, tid: Int64, lane: Int32, label: String, lost: UInt64)] = []
+            if let p = copy.previous, split > 0 { parts.append((0..<split, p.tid, p.lane, p.label, copy.firstIndex)) }
+            parts.append((split..<(copy.words.count / 4), copy.owner.tid, copy.owner.lane, copy.owner.label,
+                          copy.previous == nil ? copy.firstIndex : 0))
+            for part in parts {
+                let worker: Int? = part.lane > 0 ? Int(part.lane - 1) : nil
+                var name = part.label
+                if name.isEmpty { name = worker.map { "worker \($0)" } ?? "thread \(part.tid)" }
+                var events: [TraceEvent] = []
+                events.reserveCapacity(part.range.count)
+                for i in part.range {
+                    let w = copy.words[(i * 4)..<(i * 4 + 4)]
+                    let b = w.startIndex
+                    let time = nanos(w[b])
+                    guard let kind = TraceEvent.Kind(rawValue: UInt8(w[b + 1] & 0xff)) else { continue }
+                    if time < cutoff { continue }
+                    let actor = w[b + 1] >> 8, subject = w[b + 2], detail = w[b + 3]
+                    func add(_ k: TraceEvent.Kind, _ s: UInt64, _ d: UInt64, _ a: UInt64) {
+                        events.append(TraceEvent(time: time, kind: k, subject: s, detail: d, actor: a, worker: worker, thread: part.tid))
+                    }
+                    switch kind {
+                    case .fiberSwitch:
+                        add(.fiberPark, subject, detail, 0)
+                        add(.fiberResume, actor, 0, 0)
+                    case .enqueue where actor != 0 && actor != subject:
+                        // Queued by another coroutine: that one woke it.
+                        add(.enqueue, subject, detail, actor)
+                        add(.wake, actor, subject, 0)
+                    default:
+                        add(kind, subject, detail, actor)
+                    }
+                }
+                if events.isEmpty { continue }
+                lanes.append(TraceSnapshot.Lane(worker: worker, thread: part.tid, label: name, lost: part.lost, events: events))
+            }
+        }
+        lanes.sort { ($0.worker ?? Int.max, $0.thread) < ($1.worker ?? Int.max, $1.thread) }
         return TraceSnapshot(lanes: lanes, names: names)
     }
 
@@ -222,6 +229,23 @@ public final class TraceRecorder: Sendable {
             }
         }
     }()
+}
+
+/// The rings' copies, taken under the registry lock and decoded after it is released (a
+/// thread's first event waits for that lock).
+private final class RingCopies {
+    struct Copy {
+        var words: [UInt64]
+        var firstIndex: UInt64
+        var owner: (tid: Int64, lane: Int32, label: String)
+        var previous: (tid: Int64, lane: Int32, label: String, until: UInt64)?
+    }
+    var copies: [Copy] = []
+}
+
+/// A C `char[N]` (imported as a tuple) up to its NUL.
+private func cString<T>(_ tuple: T) -> String {
+    withUnsafeBytes(of: tuple) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
 }
 
 extension Runtime {

@@ -63,6 +63,11 @@ enum TraceExport {
         out.open()
         // Per-lane running slices and the coroutine states.
         var running: [Int: (id: UInt64, since: Int64)] = [:]
+        // Where each coroutine runs now, and those queued again while still running (a
+        // remote waker's enqueue lands before the park it answers; Swift may resume a task
+        // on another worker before the job that suspended it has returned on this one).
+        var runningOn: [UInt64: Int] = [:]
+        var queuedWhileRunning = Set<UInt64>()
         var parkedSince: [Int: Int64] = [:]
         var pendingFlow: [UInt64: Int] = [:]
         var nextFlow = 1
@@ -70,6 +75,7 @@ enum TraceExport {
 
         func closeRunning(lane: Int, at t: Int64) {
             guard let r = running.removeValue(forKey: lane) else { return }
+            if runningOn[r.id] == lane { runningOn[r.id] = nil }
             let c = coroutine(r.id, fiber: fiberIDs.contains(r.id))
             out.event(["name": .s(c.label), "cat": .s(c.isFiber ? "fiber" : "task"), "ph": .s("X"),
                        "pid": .i(1), "tid": .i(laneTid(lane)), "ts": .d(us(r.since)), "dur": .d(us(t) - us(r.since)),
@@ -89,8 +95,13 @@ enum TraceExport {
         }
         func started(_ id: UInt64, lane: Int, at t: Int64) {
             closeRunning(lane: lane, at: t)
+            // Still running elsewhere by the record (its end there comes later): it has
+            // moved, so that turn ends here.
+            if let other = runningOn[id], other != lane { closeRunning(lane: other, at: t) }
             setState(id, nil, at: t)
+            queuedWhileRunning.remove(id)
             running[lane] = (id, t)
+            runningOn[id] = lane
             if let flow = pendingFlow.removeValue(forKey: id) {
                 out.event(["name": .s("wake"), "cat": .s("wake"), "ph": .s("f"), "bp": .s("e"), "id": .i(flow),
                            "pid": .i(1), "tid": .i(laneTid(lane)), "ts": .d(us(t))])
@@ -105,20 +116,28 @@ enum TraceExport {
             case .jobStart, .fiberResume:
                 started(e.subject, lane: lane, at: t)
             case .jobEnd:
-                if running[lane]?.id == e.subject { closeRunning(lane: lane, at: t) }
-                setState(e.subject, "suspended", at: t)
+                // Ignored when the task already started again on another lane.
+                guard running[lane]?.id == e.subject else { break }
+                closeRunning(lane: lane, at: t)
+                setState(e.subject, queuedWhileRunning.remove(e.subject) != nil ? "runnable" : "suspended", at: t)
             case .fiberPark:
-                if running[lane]?.id == e.subject { closeRunning(lane: lane, at: t) }
+                guard running[lane]?.id == e.subject else { break }
+                closeRunning(lane: lane, at: t)
                 let reason = TraceEvent.ParkReason(rawValue: UInt8(truncatingIfNeeded: e.detail))?.label ?? "wait"
-                setState(e.subject, "parked: \(reason)", at: t)
+                setState(e.subject, queuedWhileRunning.remove(e.subject) != nil ? "runnable" : "parked: \(reason)", at: t)
             case .fiberFinish:
                 if running[lane]?.id == e.subject { closeRunning(lane: lane, at: t) }
+                queuedWhileRunning.remove(e.subject)
                 setState(e.subject, nil, at: t)
             case .fiberCreate:
                 _ = coroutine(e.subject, fiber: true)
                 setState(e.subject, "runnable", at: t)
             case .enqueue:
-                if coroutines[e.subject]?.state?.name != "runnable" { setState(e.subject, "runnable", at: t) }
+                if runningOn[e.subject] != nil {
+                    queuedWhileRunning.insert(e.subject)
+                } else if coroutines[e.subject]?.state?.name != "runnable" {
+                    setState(e.subject, "runnable", at: t)
+                }
             case .wake:
                 let flow = nextFlow
                 nextFlow += 1
@@ -175,7 +194,7 @@ enum TraceExport {
             out.event(["name": .s("thread_sort_index"), "ph": .s("M"), "pid": .i(2), "tid": .i(c.number), "args": .o(["sort_index": .i(c.number)])])
         }
         var lost: [String: JSONValue] = [:]
-        for lane in snapshot.lanes where lane.lost > 0 { lost[lane.label] = .i(Int(lane.lost)) }
+        for lane in snapshot.lanes where lane.lost > 0 { lost["\(lane.label) (thread \(lane.thread))"] = .i(Int(lane.lost)) }
         out.close(other: ["producer": .s("Spindle"), "eventsLostToWrap": .o(lost)])
         return out.bytes
     }

@@ -219,8 +219,13 @@ final class Worker: @unchecked Sendable {
         // SAFETY: see `current`; restored below before `self` can go away.
         spindle_set_current_worker(Unmanaged.passUnretained(self).toOpaque())
         spindle_trace_set_thread_lane(Int32(index + 1))
-        defer { spindle_set_current_worker(previous) }
         thread.store(UInt(pthread_self()), ordering: .relaxed)
+        defer {
+            // Nobody may signal this thread for a backtrace once it left (it may be gone).
+            thread.store(0, ordering: .relaxed)
+            spindle_trace_set_thread_lane(0)
+            spindle_set_current_worker(previous)
+        }
 
         while !done() {
             if runtime.isStopped { break }
