@@ -191,18 +191,19 @@ final class IOHandle: @unchecked Sendable {
 
     // MARK: waiting
 
-    private func register(_ d: IODirection, _ ticket: UInt64, _ timeout: IOTimeout?) -> @Sendable (inout State, Waiter<Void>) -> [Wake]? {
-        { [self] s, w in
-            if s.failure != nil { return [w.complete(.closed)] }
-            if self.ticket(d) != ticket { return [w.complete(.completed)] }
-            // The deadline passed before we queued (IOTimeout.fire sets it under this lock).
-            if let timeout, timeout.hasFired { return [w.complete(.cancelled)] }
-            return d == .read ? Blocking.enqueue(&s.readers, w) : Blocking.enqueue(&s.writers, w)
-        }
+    /// Under the lock: completes `w` at once, or queues it (Blocking's `register`). Called
+    /// from closure literals at the call sites, so their contexts stay on the stack (a
+    /// returned closure was one heap allocation per wait).
+    private func register(_ s: inout State, _ w: Waiter<Void>, _ d: IODirection, _ ticket: UInt64, _ timeout: IOTimeout?) -> [Wake]? {
+        if s.failure != nil { return [w.complete(.closed)] }
+        if self.ticket(d) != ticket { return [w.complete(.completed)] }
+        // The deadline passed before we queued (IOTimeout.fire sets it under this lock).
+        if let timeout, timeout.hasFired { return [w.complete(.cancelled)] }
+        return d == .read ? Blocking.enqueue(&s.readers, w) : Blocking.enqueue(&s.writers, w)
     }
 
-    private static func withdraw(_ d: IODirection) -> @Sendable (inout State, Waiter<Void>) -> Bool {
-        { s, w in d == .read ? Blocking.withdraw(&s.readers, w) : Blocking.withdraw(&s.writers, w) }
+    private static func withdraw(_ s: inout State, _ w: Waiter<Void>, _ d: IODirection) -> Bool {
+        d == .read ? Blocking.withdraw(&s.readers, w) : Blocking.withdraw(&s.writers, w)
     }
 
     /// Suspends the task until an event for `d` arrives after `ticket` (or the deadline,
@@ -210,7 +211,8 @@ final class IOHandle: @unchecked Sendable {
     func wait(_ d: IODirection, since ticket: UInt64, deadline: Int64? = nil) async throws {
         let waiter = Waiter<Void>(forTask: true)
         let timeout = deadline.map { armTimeout(d, waiter, at: $0) }
-        await Blocking.wait(state, waiter, register: register(d, ticket, timeout), withdraw: IOHandle.withdraw(d))
+        await Blocking.wait(state, waiter, register: { [self] s, w in register(&s, w, d, ticket, timeout) },
+                            withdraw: { s, w in IOHandle.withdraw(&s, w, d) })
         try finish(waiter, timeout)
     }
 
@@ -219,8 +221,8 @@ final class IOHandle: @unchecked Sendable {
         adoptIfFiber()
         let waiter = Waiter<Void>(forTask: false)
         let timeout = deadline.map { armTimeout(d, waiter, at: $0) }
-        Blocking.block(state, waiter, register: register(d, ticket, timeout), withdraw: IOHandle.withdraw(d),
-                       reason: d == .read ? .read : .write)
+        Blocking.block(state, waiter, register: { [self] s, w in register(&s, w, d, ticket, timeout) },
+                       withdraw: { s, w in IOHandle.withdraw(&s, w, d) }, reason: d == .read ? .read : .write)
         try finish(waiter, timeout)
     }
 

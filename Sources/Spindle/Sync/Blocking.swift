@@ -20,8 +20,8 @@ enum Blocking {
     @inlinable
     static func wait<State, Payload>(
         _ lock: Lock<State>, _ waiter: Waiter<Payload>,
-        register: @escaping @Sendable (inout State, Waiter<Payload>) -> [Wake]?,
-        withdraw: @escaping @Sendable (inout State, Waiter<Payload>) -> Bool
+        register: @Sendable (inout State, Waiter<Payload>) -> [Wake]?,
+        withdraw: @Sendable (inout State, Waiter<Payload>) -> Bool
     ) async {
         await withTaskCancellationHandler {
             await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in

@@ -346,7 +346,7 @@ public final class Channel<Element: Sendable>: Sendable {
     @inlinable
     func suspend(
         _ waiter: Waiter<Element>,
-        register: @escaping (inout ChannelState<Element>) -> (queued: Bool, wakes: [Wake]?)
+        register: (inout ChannelState<Element>) -> (queued: Bool, wakes: [Wake]?)
     ) async {
         await withTaskCancellationHandler {
             await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
