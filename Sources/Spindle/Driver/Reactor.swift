@@ -49,6 +49,10 @@ final class Reactor: Sendable {
     /// Descriptors registered now (Runtime.metrics).
     var registrations: Int { slab.withLock { $0.live } }
 
+    /// `live`, readable without the lock: a quick look at the shared backend with no
+    /// descriptor registered anywhere can only find the wake-up eventfd, which a busy
+    /// worker does not need (`pollIfFree` skips the syscall then).
+    let liveCount = Atomic<Int>(0)
     /// Readiness events handed to live registrations, ever (Runtime.statistics).
     let eventsDelivered = Atomic<Int>(0)
 
@@ -101,6 +105,7 @@ final class Reactor: Sendable {
                 s.generations.append(0)
             }
             s.live += 1
+            liveCount.store(s.live, ordering: .relaxed)
             return UInt64(slot) << Reactor.generationBits | UInt64(s.generations[slot])
         }
         do {
@@ -127,6 +132,7 @@ final class Reactor: Sendable {
             s.generations[slot] = UInt32((UInt64(s.generations[slot]) + 1) & Reactor.generationMask)
             s.free.append(slot)
             s.live -= 1
+            liveCount.store(s.live, ordering: .relaxed)
         }
     }
 
@@ -194,6 +200,10 @@ final class Reactor: Sendable {
     /// Returns how many registrations were told.
     @inline(__always) @discardableResult
     func pollIfFree(worker: Int? = nil, othersReady: (Int) -> Void = { _ in }) -> Int {
+        // Nothing registered: nothing to deliver (events that arrive later stay queued in
+        // the kernel for the next look). Spares a hand-off chain a syscall every
+        // `Tuning.globalQueueInterval` turns.
+        if liveCount.load(ordering: .relaxed) == 0 { return 0 }
         guard tryAcquireDriver() else { return 0 }
         defer { releaseDriver() }
         return poll(timeoutNanos: 0, worker: worker, othersReady: othersReady)
