@@ -217,6 +217,7 @@ case "stall", "no-stall":
     let ms = scenario == "stall" ? 300 : 10
     // Under TSan a signal's handler runs later, from TSan's own dispatch (frames without
     // frame pointers), which the test needs to know.
+    // SAFETY: a null handle is RTLD_DEFAULT (search every loaded object); dlsym only reads.
     check("tsan", dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil)
     try rt.run { probeStallOuter(ms) }
     _ = rt.shutdown(timeout: .seconds(10))

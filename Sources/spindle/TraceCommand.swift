@@ -2,10 +2,8 @@
 // SPINDLE_TRACE=path or runtime.trace.write(to:)) as one self-contained page; and
 // `spindle demo pingpong`: the defining document's picture, traced.
 import ArgumentParser
+import Foundation
 import Spindle
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct TraceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -209,30 +207,17 @@ enum TaskSide {
 }
 
 func readFile(_ path: String) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 { throw TraceFile.Malformed(description: "cannot open \(path): \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 { throw TraceFile.Malformed(description: "cannot read \(path): \(String(cString: strerror(errno)))") }
-        if n == 0 { break }
-        out.append(contentsOf: chunk[0..<n])
+    do {
+        return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    } catch {
+        throw TraceFile.Malformed(description: "cannot read \(path): \(error.localizedDescription)")
     }
-    return out
 }
 
 func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    if fd < 0 { throw TraceFile.Malformed(description: "cannot create \(path): \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { throw TraceFile.Malformed(description: "cannot write \(path): \(String(cString: strerror(errno)))") }
-        offset += n
+    do {
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    } catch {
+        throw TraceFile.Malformed(description: "cannot write \(path): \(error.localizedDescription)")
     }
 }

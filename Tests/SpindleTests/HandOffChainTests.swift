@@ -21,6 +21,8 @@ import Testing
             }
         }
         let sleeper = rt.spawnFiber {
+            // The workload, not synchronization: a timer that must fire while the worker
+            // never leaves the hand-off chain of its own accord.
             try Fiber.sleep(for: .milliseconds(5))
             woke.store(true, ordering: .releasing)
         }

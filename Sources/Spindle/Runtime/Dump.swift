@@ -254,7 +254,9 @@ enum DumpOnSignal {
     static let live = Lock([ObjectIdentifier: WeakRuntime]())
 
     final class WeakRuntime: @unchecked Sendable {
-        // SAFETY (@unchecked Sendable): written once at init; read under `live`'s lock.
+        // SAFETY (@unchecked Sendable): assigned once at init; after that only the Swift
+        // runtime writes it (zeroing a weak reference is thread-safe), and it is read under
+        // `live`'s lock.
         weak var runtime: Runtime?
         init(_ r: Runtime) { runtime = r }
     }
