@@ -248,26 +248,43 @@ final class Received: Sendable {
         #expect(seen.missing == 0 && seen.duplicates == 0)
     }
 
-    /// A fiber's blocking call takes a finished waiter from the channel instead of
-    /// allocating one: after round trips between two fibers the channel holds a spare, and
-    /// every value still arrives in order.
-    @Test func fiberWaitersAreReusedAcrossBlockingCalls() throws {
+    /// A fiber's blocking calls use the fiber's own waiter instead of allocating one:
+    /// after round trips between two fibers each fiber still has the waiter it had after
+    /// its first call, empty of values; the channel keeps no fiber waiters; every value
+    /// arrives in order; and a fiber's waiter goes away when the fiber ends (the waiter
+    /// refers to its fiber, so keeping it would leak both).
+    @Test func fiberWaitersAreTheFibersOwnAcrossBlockingCalls() throws {
         let rt = try Runtime(flavor: .multiThread, workers: 1)
         defer { rt.shutdown() }
         let ab = Channel<Int>(capacity: 0), ba = Channel<Int>(capacity: 0)
+        final class Seen: @unchecked Sendable {
+            // SAFETY: written by the client fiber before it ends; read after its join.
+            weak var waiter: WaiterCore?
+            var sameAfterwards = false
+            var emptyAfterwards = false
+        }
+        let seen = Seen()
         let echo = rt.spawnFiber { while let v = try ab.receive() { try ba.send(v + 1) } }
         let client = rt.spawnFiber { () throws -> [Int] in
             var got: [Int] = []
-            for i in 0..<1_000 { try ab.send(i); got.append(try ba.receive()!) }
+            try ab.send(0); got.append(try ba.receive()!)
+            let first = Fiber.currentCore!.ownWaiter!.toOpaque()
+            for i in 1..<1_000 { try ab.send(i); got.append(try ba.receive()!) }
+            let own = Fiber.currentCore!.ownWaiter!
+            seen.sameAfterwards = own.toOpaque() == first
+            seen.emptyAfterwards = (own.takeUnretainedValue() as! Waiter<Int>).payload == nil
+            seen.waiter = own.takeUnretainedValue()
             ab.close()
             return got
         }
         #expect(try onPlainThread { try client.join() } == (0..<1_000).map { $0 + 1 })
         try onPlainThread { try echo.join() }
-        #expect(ab.state.withLock { $0.spares.count } >= 1)
-        #expect(ba.state.withLock { $0.spares.count } >= 1)
-        // Spares hold no values (a recycled sender's payload is emptied).
-        #expect(ab.state.withLock { s in s.spares.allSatisfy { $0.payload == nil } })
+        #expect(seen.sameAfterwards)
+        #expect(seen.emptyAfterwards)
+        #expect(ab.state.withLock { $0.spares.count } == 0)
+        #expect(ba.state.withLock { $0.spares.count } == 0)
+        // The fiber is over: its waiter is gone (a late wake-up may hold it a moment).
+        #expect(waitUntil { seen.waiter == nil })
     }
 
     /// The same for tasks: an awaited send or receive that has to wait takes a spare.

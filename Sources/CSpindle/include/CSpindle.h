@@ -49,6 +49,18 @@ static inline int spindle_word_cas(uint32_t *_Nonnull w, uint32_t expected, uint
     return __atomic_compare_exchange_n(w, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 
+// Lock words (Spindle's Lock): 0 free, 1 held, 2 held and someone may sleep on it.
+// Acquire on taking, release on giving back (the pairs the thread sanitizer follows).
+static inline int spindle_lock_try(uint32_t *_Nonnull w) {
+    uint32_t expected = 0;
+    return __atomic_compare_exchange_n(w, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+static inline uint32_t spindle_lock_take_contended(uint32_t *_Nonnull w) {
+    return __atomic_exchange_n(w, 2, __ATOMIC_ACQUIRE);
+}
+static inline uint32_t spindle_lock_give_back(uint32_t *_Nonnull w) {
+    return __atomic_exchange_n(w, 0, __ATOMIC_RELEASE);
+}
 // futex(FUTEX_WAIT_PRIVATE): sleeps while *w == expected. timeout_ns < 0 waits forever.
 // Returns 0 or -errno (EAGAIN: the word had changed; ETIMEDOUT; EINTR).
 int spindle_futex_wait(uint32_t *_Nonnull w, uint32_t expected, int64_t timeout_ns);

@@ -45,6 +45,15 @@ public enum FiberError: Error, Equatable, CustomStringConvertible {
 public enum Fiber {
     /// The fiber running on this thread, if the current code runs in one of a runtime's
     /// fibers (a generator's body is not one).
+    /// `currentCore` unretained, for hot paths that use it within the call.
+    /// SAFETY: the running fiber is alive while it runs, which outlasts any use inside it.
+    @usableFromInline
+    static var currentCoreRef: Unmanaged<FiberCore>? {
+        guard let ctx = spindle_running_fiber(), let owner = ctx.pointee.owner else { return nil }
+        return Unmanaged<FiberCore>.fromOpaque(owner)
+    }
+
+    @usableFromInline
     static var currentCore: FiberCore? {
         guard let ctx = spindle_running_fiber(), let owner = ctx.pointee.owner else { return nil }
         // SAFETY: `owner` is the FiberCore that runs on this context, alive while it runs.

@@ -67,6 +67,20 @@ class FiberCore: @unchecked Sendable {
     unowned(unsafe) var previousLive: FiberCore?
     unowned(unsafe) var nextLive: FiberCore?
 
+    /// The fiber's own waiter for channel calls (a fiber blocks on one thing at a time),
+    /// held +1 here: such a call then allocates nothing and retains nothing
+    /// (`Waiter.own(by:)`). Touched only by the fiber itself; released when its body ends
+    /// (the waiter refers to the fiber).
+    /// SAFETY: a manually counted reference: one +1, given up by `releaseOwnWaiter()` or
+    /// when `Waiter.own(by:)` replaces it with a waiter of another payload type.
+    @usableFromInline @exclusivity(unchecked) final var ownWaiter: Unmanaged<WaiterCore>?
+
+    /// On the fiber, its body done: gives up its own waiter.
+    final func releaseOwnWaiter() {
+        ownWaiter?.release()
+        ownWaiter = nil
+    }
+
     let waiting = Atomic<Bool>(false)
     let cancelled = Atomic<Bool>(false)
     /// Join waiters: 0 none, `JoinList.closed` once finished, otherwise a retained
@@ -105,6 +119,7 @@ class FiberCore: @unchecked Sendable {
     /// On the fiber's stack: the body, then the result.
     func runBody() {
         run(self)
+        releaseOwnWaiter()
         bodyDone = true
     }
 
@@ -147,16 +162,17 @@ class FiberCore: @unchecked Sendable {
     /// Queues the resume on the home worker: its own ready list when called on the home
     /// thread, its remote list (and a nudge) from anywhere else.
     private func scheduleResume() {
-        guard let w = home else { spindleFatal("a fiber was woken before it started") }
+        guard let home = homeWorker else { spindleFatal("a fiber was woken before it started") }
         let onHome = Worker.withCurrent { current -> Bool in
-            guard current === w else { return false }
+            guard Unmanaged.passUnretained(current).toOpaque() == home.toOpaque() else { return false }
             if _slowPath(Trace.isOn) { Trace.enqueued(Runnable(fiber: self), .fiberReady) }
             current.readyFibers.append(Runnable(fiber: self))
             return true
         }
         if onHome != true {
             if _slowPath(Trace.isOn) { Trace.enqueued(Runnable(fiber: self), .fiberRemote) }
-            w.pushRemoteFiber(Runnable(fiber: self))
+            // SAFETY: unretained, see `homeWorker`.
+            home._withUnsafeGuaranteedRef { $0.pushRemoteFiber(Runnable(fiber: self)) }
         }
     }
 

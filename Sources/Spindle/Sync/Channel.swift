@@ -44,8 +44,8 @@ struct ChannelState<Element> {
     @usableFromInline var closed = false
     @usableFromInline var receivers = Deque<Waiter<Element>>()
     @usableFromInline var senders = Deque<Waiter<Element>>()
-    /// Finished fiber and task waiters kept for the next call that has to wait (see
-    /// `WaiterCore.reuseForCurrentFiber()` and `reuseForTask()`): it then allocates nothing.
+    /// Finished task waiters kept for the next task that has to wait (see
+    /// `WaiterCore.reuseForTask()`): it then allocates nothing. Fibers keep their own.
     @usableFromInline var spares: [Waiter<Element>] = []
 
     @inlinable init(capacity: Int) { self.capacity = capacity }
@@ -60,18 +60,35 @@ struct ChannelState<Element> {
     }
 
     /// Sends `value`, or queues `waiter` (if given) when there is no room.
-    @inlinable
+    @inlinable @inline(__always)
     mutating func send(_ value: Element, queueing waiter: @autoclosure () -> Waiter<Element>?) -> Send {
+        var wake: Wake?
+        switch send(value, queueing: waiter(), wake: &wake) {
+        case .done: return .sent(wake.take())
+        case .full: return .full
+        case .closed: return .closed
+        case .queued: return .queued
+        }
+    }
+
+    @usableFromInline enum Outcome { case done, full, closed, queued }
+
+    /// `send` for the fiber path: the receiver to wake comes back through `wake` (an
+    /// optional the caller moves out), which costs no retain/release pair the way an
+    /// enum payload does.
+    @inlinable @inline(__always)
+    mutating func send(_ value: Element, queueing waiter: @autoclosure () -> Waiter<Element>?, wake: inout Wake?) -> Outcome {
         if closed { return .closed }
         while let r = receivers.popFirst() {
             r.isQueued = false
             guard r.claim() else { continue }   // a select that completed elsewhere
             r.payload = value
-            return .sent(r.complete(.completed))
+            wake = Wake(completing: r, .completed)
+            return .done
         }
         if buffer.count < capacity {
             buffer.append(value)
-            return .sent(nil)
+            return .done
         }
         guard let waiter = waiter() else { return .full }
         waiter.payload = value
@@ -89,26 +106,41 @@ struct ChannelState<Element> {
     }
 
     /// Receives a value, or queues `waiter` (if given) when there is none.
-    @inlinable
+    @inlinable @inline(__always)
     mutating func receive(queueing waiter: @autoclosure () -> Waiter<Element>?) -> Receive {
+        var wake: Wake?, value: Element?
+        switch receive(queueing: waiter(), value: &value, wake: &wake) {
+        case .done: return .value(value.take()!, wake.take())
+        case .full: return .empty
+        case .closed: return .closed
+        case .queued: return .queued
+        }
+    }
+
+    /// `receive` for the fiber path, as `send(_:queueing:wake:)`; `.full` means empty.
+    @inlinable @inline(__always)
+    mutating func receive(queueing waiter: @autoclosure () -> Waiter<Element>?, value: inout Element?, wake: inout Wake?) -> Outcome {
         if let v = buffer.popFirst() {
+            value = v
             // Room freed: the first waiting sender's value moves into the buffer.
             while let s = senders.popFirst() {
                 s.isQueued = false
                 guard s.claim() else { continue }
                 buffer.append(s.payload.take()!)
-                return .value(v, s.complete(.completed))
+                wake = Wake(completing: s, .completed)
+                return .done
             }
-            return .value(v, nil)
+            return .done
         }
         while let s = senders.popFirst() {   // rendezvous: straight from a sender
             s.isQueued = false
             guard s.claim() else { continue }
-            let v = s.payload.take()!
-            return .value(v, s.complete(.completed))
+            value = s.payload.take()!
+            wake = Wake(completing: s, .completed)
+            return .done
         }
         if closed { return .closed }
-        guard let waiter = waiter() else { return .empty }
+        guard let waiter = waiter() else { return .full }
         waiter.isQueued = true
         receivers.append(waiter)
         return .queued
@@ -270,20 +302,19 @@ public final class Channel<Element: Sendable>: Sendable {
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     @inlinable
     public func send(_ value: Element) throws {
-        // One pass under the lock: send now, or queue a waiter made only if needed.
+        if let core = Fiber.currentCoreRef {
+            return try core._withUnsafeGuaranteedRef { try sendInFiber(value, $0) }
+        }
+        // A plain thread (or a task, which is refused): one pass under the lock, send now
+        // or queue a waiter made only if needed.
         var waiter: Waiter<Element>?
         var refusal: FiberError?
         let decision = state.withLock { s in
-            // Taken out first: the queueing closure below cannot touch `s` itself.
-            var spare: Waiter<Element>?
-            if let w = s.spares.last, w.reuseForCurrentFiber() { spare = s.spares.removeLast() }
-            let d = s.send(value, queueing: {
+            s.send(value, queueing: {
                 do throws(FiberError) { try checkMayBlock("Channel.send") } catch { refusal = error; return nil }
-                waiter = spare.take() ?? Waiter<Element>(forTask: false)
+                waiter = Waiter<Element>(forTask: false)
                 return waiter
             }())
-            if let unused = spare { s.spares.append(unused) }
-            return d
         }
         switch decision {
         case .sent(let r):
@@ -291,9 +322,11 @@ public final class Channel<Element: Sendable>: Sendable {
             return
         case .closed: throw ChannelClosedError(value: value)
         case .full: throw refusal!
-        case .queued: block(waiter!)
+        case .queued: break
         }
-        try finishSend(waiter!, value)
+        let w = waiter.take().unsafelyUnwrapped
+        block(w)
+        try Self.sendOutcome(w.outcome, value)
     }
 
     /// Receives the next value, parking the calling fiber (or blocking the calling thread)
@@ -304,18 +337,17 @@ public final class Channel<Element: Sendable>: Sendable {
     @available(*, noasync, message: "this is the blocking form, for fibers and plain threads; in async code call the async form with `await`")
     @inlinable
     public func receive() throws -> Element? {
+        if let core = Fiber.currentCoreRef {
+            return try core._withUnsafeGuaranteedRef { try receiveInFiber($0) }
+        }
         var waiter: Waiter<Element>?
         var refusal: FiberError?
         let decision = state.withLock { s in
-            var spare: Waiter<Element>?
-            if let w = s.spares.last, w.reuseForCurrentFiber() { spare = s.spares.removeLast() }
-            let d = s.receive(queueing: {
+            s.receive(queueing: {
                 do throws(FiberError) { try checkMayBlock("Channel.receive") } catch { refusal = error; return nil }
-                waiter = spare.take() ?? Waiter<Element>(forTask: false)
+                waiter = Waiter<Element>(forTask: false)
                 return waiter
             }())
-            if let unused = spare { s.spares.append(unused) }
-            return d
         }
         switch decision {
         case .value(let v, let s):
@@ -323,9 +355,80 @@ public final class Channel<Element: Sendable>: Sendable {
             return v
         case .closed: return nil
         case .empty: throw refusal!
-        case .queued: block(waiter!)
+        case .queued: break
         }
-        return try finishReceive(waiter!)
+        let w = waiter.take().unsafelyUnwrapped
+        block(w)
+        // No lock: the completer wrote the outcome and the value before its `done` store,
+        // which `block` saw (or this call withdrew the waiter itself, under the lock).
+        return try Self.receiveOutcome(w.outcome, w.payload.take())
+    }
+
+    // MARK: the fiber paths
+
+    /// `send` on a fiber: its own waiter (`Waiter.own(by:)`), so nothing is allocated and
+    /// the waiter is not retained; the only reference counting left is the queue's and the
+    /// wake-up's hold on a waiter that actually waits.
+    @inlinable
+    func sendInFiber(_ value: Element, _ core: FiberCore) throws {
+        try Waiter<Element>.own(by: core)._withUnsafeGuaranteedRef { w in
+            w.reset()
+            var wake: Wake?
+            let decision = state.withLock { s in s.send(value, queueing: w, wake: &wake) }
+            switch decision {
+            case .done:
+                wake.take()?.resume()
+                return
+            case .closed: throw ChannelClosedError(value: value)
+            case .full: spindleFatal("a queueing send reported full")
+            case .queued: break
+            }
+            block(w)
+            // No lock: as in `receive()`.
+            let outcome = w.outcome
+            w.payload = nil
+            try Self.sendOutcome(outcome, value)
+        }
+    }
+
+    /// `receive` on a fiber, as `sendInFiber`.
+    @inlinable
+    func receiveInFiber(_ core: FiberCore) throws -> Element? {
+        try Waiter<Element>.own(by: core)._withUnsafeGuaranteedRef { w in
+            w.reset()
+            var wake: Wake?, value: Element?
+            let decision = state.withLock { s in s.receive(queueing: w, value: &value, wake: &wake) }
+            switch decision {
+            case .done:
+                wake.take()?.resume()
+                return value.take()
+            case .closed: return nil
+            case .full: spindleFatal("a queueing receive reported empty")
+            case .queued: break
+            }
+            block(w)
+            return try Self.receiveOutcome(w.outcome, w.payload.take())
+        }
+    }
+
+    @inlinable
+    static func sendOutcome(_ outcome: WaitOutcome, _ value: Element) throws {
+        switch outcome {
+        case .completed: return
+        case .closed: throw ChannelClosedError(value: value)
+        case .cancelled: throw CancellationError()
+        case .pending: spindleFatal("a send waiter resumed while pending")
+        }
+    }
+
+    @inlinable
+    static func receiveOutcome(_ outcome: WaitOutcome, _ value: Element?) throws -> Element? {
+        switch outcome {
+        case .completed: return value
+        case .closed: return nil
+        case .cancelled: throw CancellationError()
+        case .pending: spindleFatal("a receive waiter resumed while pending")
+        }
     }
 
     // MARK: machinery

@@ -40,10 +40,10 @@ enum WaitOutcome: Equatable, Sendable {
 @usableFromInline
 class WaiterCore: @unchecked Sendable {
     // SAFETY (@unchecked Sendable): `outcome`, `isQueued`, `continuation` are guarded by
-    // the owning primitive's lock; `done` is atomic; `parker`/`selection`/`onWake` are set
-    // at init; `fiber` is set at init or by `reuseForCurrentFiber()`/`reuseForTask()`, on a
-    // finished waiter that only its new owner holds (no queue, and no waker reads it after
-    // its `done` store: see `resume`).
+    // the owning primitive's lock (or, for a fiber's or thread's waiter, written by the
+    // completer before its `done` store and read by the owner after seeing it); `done` is
+    // atomic; `fiber`/`parker`/`selection`/`onWake` are set at init and never change, so
+    // a waker may read them after its `done` store (its `Wake` keeps the waiter alive).
 
     /// guarded.
     @usableFromInline @exclusivity(unchecked) var outcome: WaitOutcome = .pending
@@ -55,14 +55,19 @@ class WaiterCore: @unchecked Sendable {
     @usableFromInline let selection: Selection?
     /// Which branch of the select this waiter is.
     @usableFromInline let branch: Int
-    /// Guarded as `outcome`; see `reuseForCurrentFiber()`.
-    @usableFromInline @exclusivity(unchecked) var fiber: FiberCore?
+    /// The fiber that waits on this waiter (nil: a task, a thread or a select). Fixed for
+    /// the waiter's life: a fiber's waiter is its own, reused only by that fiber
+    /// (`FiberCore.spareWaiter`).
+    @usableFromInline let fiber: FiberCore?
+    /// `fiber` again, for the hot paths: reached through it without a retain/release pair.
+    /// SAFETY: unretained; `fiber` holds the same object for the waiter's whole life.
+    @usableFromInline let fiberRef: Unmanaged<FiberCore>?
     private let parker: Parker?
     /// Select waiters wake their select through this instead (one signal for all branches).
     private let onWake: (@Sendable () -> Void)?
     /// Set (after `outcome`) by whoever completes the waiter; read by a parked fiber or
     /// thread to know it may go on.
-    private let done = Atomic<Bool>(false)
+    @usableFromInline let done = Atomic<Bool>(false)
 
     /// A waiter for the calling context: a task (the continuation is attached when it
     /// suspends), or else the current fiber, or else this thread (parked on a futex).
@@ -81,6 +86,18 @@ class WaiterCore: @unchecked Sendable {
             fiber = nil
             parker = Parker()
         }
+        fiberRef = fiber.map { Unmanaged.passUnretained($0) }
+    }
+
+    /// The waiter of `fiber`, which keeps it (`spareWaiter`) between its blocking calls.
+    @usableFromInline
+    init(fiber: FiberCore) {
+        self.selection = nil
+        self.branch = 0
+        self.fiber = fiber
+        fiberRef = Unmanaged.passUnretained(fiber)
+        parker = nil
+        onWake = nil
     }
 
     /// A select branch's waiter: completing it calls `onWake` (the select's one signal).
@@ -88,62 +105,53 @@ class WaiterCore: @unchecked Sendable {
         self.selection = selection
         self.branch = branch
         self.fiber = nil
+        self.fiberRef = nil
         self.parker = nil
         self.onWake = onWake
     }
 
     @usableFromInline
-    var isDone: Bool { done.load(ordering: .sequentiallyConsistent) }
+    final var isDone: Bool { done.load(ordering: .sequentiallyConsistent) }
 
-    /// A plain fiber or task waiter (not a select branch, not a thread's): its primitive
-    /// may keep it once finished and hand it to the next blocking call of any fiber
-    /// (`reuseForCurrentFiber()`) or task (`reuseForTask()`), which saves an allocation, a
-    /// free and the generic deinit per blocking call.
+    /// A task's plain waiter (not a fiber's, a thread's or a select branch's): its
+    /// primitive may keep it once finished and hand it to the next task that has to wait
+    /// (`reuseForTask()`), which saves an allocation, a free and the generic deinit per
+    /// blocking call. (A fiber keeps its own: `Waiter.forBlockingCall()`.)
     @usableFromInline
-    var isReusable: Bool { parker == nil && selection == nil && onWake == nil }
+    final var isReusable: Bool { fiber == nil && parker == nil && selection == nil && onWake == nil }
 
     /// A spare (taken out of its primitive's spares under the lock, so no one else holds
     /// it) made new for a task's wait. The task's cancellation handler of its previous use
     /// cannot run any more: Swift removes a handler when `withTaskCancellationHandler`
     /// returns, waiting for one that is running, and the waiter was recycled after that.
     @usableFromInline
-    func reuseForTask() { reset(for: nil) }
+    final func reuseForTask() { reset() }
 
-    /// Under the owning primitive's lock, by the code about to block: when it runs in a
-    /// fiber, makes a finished waiter (`isReusable`, its previous owner past its finish)
-    /// new again for that fiber and returns true; elsewhere returns false and changes
-    /// nothing.
-    /// Safe because a waker's last touch of a waiter is the `done` store in `resume`
-    /// (it reads what it needs first), and the previous owner saw that store before it
-    /// finished; a wake it sends afterwards goes to the fiber it read, which tolerates a
-    /// spurious wake (every park loops on its own condition).
-    @usableFromInline
-    func reuseForCurrentFiber() -> Bool {
-        guard let fiber = Fiber.currentCore else { return false }
-        reset(for: fiber)
-        return true
-    }
-
-    /// A finished waiter made pending again, for `fiber` (nil: a task).
-    private func reset(for fiber: FiberCore?) {
+    /// A finished waiter made pending again, by the one owner that holds it (a primitive's
+    /// spares under its lock, or its fiber). A waker's last touch of its own fields is the
+    /// `done` store in `resume` (after it, it reads only the fixed ones), and the previous
+    /// owner saw that store before it finished; a wake it sends afterwards goes to this
+    /// waiter's fixed fiber, which tolerates a spurious wake (every park loops on its own
+    /// condition).
+    @inlinable
+    final func reset() {
         outcome = .pending
         isQueued = false
         continuation = nil
-        self.fiber = fiber
         done.store(false, ordering: .relaxed)
     }
 
     /// Under the lock: may this waiter be completed now? For a select branch, claims the
     /// whole select (so exactly one branch completes).
     @inlinable
-    func claim() -> Bool {
+    final func claim() -> Bool {
         guard let selection else { return true }
         return selection.claim(branch)
     }
 
     /// Under the lock: completes the waiter. Pass the result to `resume()` after unlocking.
     @inlinable
-    func complete(_ outcome: WaitOutcome) -> Wake {
+    final func complete(_ outcome: WaitOutcome) -> Wake {
         self.outcome = outcome
         isQueued = false
         return Wake(waiter: self, continuation: continuation.take())
@@ -151,17 +159,17 @@ class WaiterCore: @unchecked Sendable {
 
     /// After unlocking: wakes whoever waits on this waiter (exactly once per waiter).
     @usableFromInline
-    func resume(continuation c: UnsafeContinuation<Void, Never>?) {
-        // Read everything first: once `done` is set, the owner may finish and its
-        // primitive may hand this waiter to another fiber (`reuseForCurrentFiber()`).
-        let onWake = self.onWake, fiber = self.fiber, parker = self.parker
+    final func resume(continuation c: UnsafeContinuation<Void, Never>?) {
+        // Once `done` is set the owner may go on and reuse this waiter (reset), but the
+        // fields read below never change, and our caller's `Wake` keeps the waiter (so
+        // them) alive: no copies, no retains.
         done.store(true, ordering: .sequentiallyConsistent)
-        if let onWake {
-            onWake()
+        if let fiberRef {
+            fiberRef._withUnsafeGuaranteedRef { $0.wakeIfParked() }
         } else if let c {
             c.resume()
-        } else if let fiber {
-            fiber.wakeIfParked()
+        } else if let onWake {
+            onWake()
         } else if let parker {
             parker.unpark()
         }
@@ -170,7 +178,7 @@ class WaiterCore: @unchecked Sendable {
     /// After a cancelled fiber found its waiter already completed: waits for the resume
     /// that is on its way, whatever the cancellation.
     @usableFromInline
-    func blockIgnoringCancellation(reason: TraceEvent.ParkReason = .wait) {
+    final func blockIgnoringCancellation(reason: TraceEvent.ParkReason = .wait) {
         if let fiber {
             while !isDone { fiber.park(unless: { isDone }, cancellable: false, reason: reason) }
         } else {
@@ -181,13 +189,15 @@ class WaiterCore: @unchecked Sendable {
     /// For fibers and threads: blocks until `isDone`, or until the fiber is cancelled
     /// (then returns false; the caller withdraws the waiter under its lock).
     @usableFromInline
-    func blockUntilDone(reason: TraceEvent.ParkReason = .wait) -> Bool {
-        if let fiber {
-            while !isDone {
-                if fiber.isCancelled { return false }
-                fiber.park(unless: { isDone }, reason: reason)
+    final func blockUntilDone(reason: TraceEvent.ParkReason = .wait) -> Bool {
+        if let fiberRef {
+            return fiberRef._withUnsafeGuaranteedRef { fiber in
+                while !isDone {
+                    if fiber.isCancelled { return false }
+                    fiber.park(unless: { isDone }, reason: reason)
+                }
+                return true
             }
-            return true
         }
         while !isDone { parker!.park() }
         return true
@@ -207,6 +217,25 @@ final class Waiter<Payload>: WaiterCore, @unchecked Sendable {
         super.init(forTask: forTask, selection: selection, branch: branch)
     }
 
+    /// On a fiber: the fiber's own waiter for this payload type, unretained. The fiber
+    /// holds it (`FiberCore.ownWaiter`) until its body ends or a blocking call with another
+    /// payload type replaces it; neither can happen during the blocking call that uses it
+    /// (the fiber runs nothing else meanwhile). A previous call left it done and in no
+    /// queue; `reset()` it before queueing it again.
+    @inlinable
+    static func own(by core: FiberCore) -> Unmanaged<Waiter<Payload>> {
+        if let u = core.ownWaiter,
+           u._withUnsafeGuaranteedRef({ ObjectIdentifier(type(of: $0)) == ObjectIdentifier(Waiter<Payload>.self) }) {
+            // SAFETY: its dynamic type was just checked to be exactly this class.
+            return Unmanaged<Waiter<Payload>>.fromOpaque(u.toOpaque())
+        }
+        let fresh = Waiter<Payload>(fiber: core)
+        // SAFETY: the old one's +1 is the fiber's, given up here (a late waker holds its own).
+        core.ownWaiter?.release()
+        core.ownWaiter = Unmanaged.passRetained(fresh)
+        return Unmanaged.passUnretained(fresh)
+    }
+
     /// Under the owning primitive's lock: keeps a finished reusable waiter in `spares`
     /// (at most `limit`), emptied of its payload.
     @inlinable
@@ -214,6 +243,12 @@ final class Waiter<Payload>: WaiterCore, @unchecked Sendable {
         guard isReusable, spares.count < limit else { return }
         payload = nil
         spares.append(self)
+    }
+
+    @inlinable
+    override init(fiber: FiberCore) {
+        self.payload = nil
+        super.init(fiber: fiber)
     }
 
     override init(selection: Selection, branch: Int, onWake: @escaping @Sendable () -> Void) {
@@ -229,6 +264,14 @@ struct Wake {
     @inlinable init(waiter: WaiterCore, continuation: UnsafeContinuation<Void, Never>?) {
         self.waiter = waiter
         self.continuation = continuation
+    }
+    /// Under the lock: completes `waiter` (as `WaiterCore.complete`), taking over the
+    /// reference the caller gives up (a waiter just taken off a queue): no retain.
+    @inlinable init(completing waiter: __owned WaiterCore, _ outcome: WaitOutcome) {
+        waiter.outcome = outcome
+        waiter.isQueued = false
+        continuation = waiter.continuation.take()
+        self.waiter = waiter
     }
     @inlinable func resume() { waiter.resume(continuation: continuation) }
 }
