@@ -27,6 +27,64 @@ final class EventLog: Sendable {
 }
 
 @Suite(.serialized) struct FiberTests {
+    /// A fiber joining others parks on its own join node, the same one join after join
+    /// (no allocation per join), and nothing keeps the joiner alive once it ends: not that
+    /// node (it refers to the fiber while armed), not a join whose target had already
+    /// finished, not a join it gave up when cancelled while the target still runs.
+    @Test(arguments: Shape.all)
+    func joinersReuseTheirOwnNodeAndAreFreedAfterwards(shape: Shape) throws {
+        let rt = try shape.make()
+        defer { rt.shutdown() }
+        final class Seen: @unchecked Sendable {
+            // SAFETY: written by the joiner fiber before it ends; read after its join.
+            var nodes = Set<ObjectIdentifier>()
+            weak var joiner: FiberCore?
+        }
+        let seen = Seen()
+        let forever = Channel<Int>(capacity: 0)
+        let blocked = rt.spawnFiber { _ = try forever.receive() }
+        let (joined, freed, freedAfterGivingUp) = try rt.run { () async throws -> (Int, Bool, Bool) in
+            // Handles live only inside these blocks, so the fibers' last references go
+            // with them.
+            let joined: Int
+            do {
+                let h = rt.spawnFiber { () throws -> Int in
+                    for i in 0..<200 {
+                        let child = try Fiber.spawn { () throws -> Int in
+                            try Fiber.yield()
+                            return i
+                        }
+                        _ = try child.join()
+                        if let node = Fiber.currentCore?.ownJoinWaiter { seen.nodes.insert(ObjectIdentifier(node)) }
+                        _ = try child.join()   // already finished
+                    }
+                    seen.joiner = Fiber.currentCore
+                    return 1
+                }
+                joined = try await h.value
+            }
+            let freed = await waitUntil { seen.joiner == nil }
+            // Cancelled while joining a fiber that goes on: the joiner still goes away.
+            do {
+                let q = rt.spawnFiber {
+                    seen.joiner = Fiber.currentCore
+                    _ = try? blocked.join()
+                }
+                _ = await waitUntil { blocked.core.joiners.load(ordering: .acquiring) != 0 }
+                q.cancel()
+                try await q.value
+            }
+            let freedAfterGivingUp = await waitUntil { seen.joiner == nil }
+            forever.close()
+            try await blocked.value
+            return (joined, freed, freedAfterGivingUp)
+        }
+        #expect(joined == 1)
+        #expect(seen.nodes.count == 1)
+        #expect(freed)
+        #expect(freedAfterGivingUp)
+    }
+
     @Test(arguments: Shape.all)
     func valueAndErrorCrossTheBoundary(shape: Shape) throws {
         let rt = try shape.make()

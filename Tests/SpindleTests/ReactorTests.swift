@@ -150,7 +150,14 @@ import Glibc
         defer { rt.shutdown() }
         let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
         let served = Lock(0)
+        // After its first connection the server waits for this gate, so the clients below
+        // take every spare descriptor and leave their connections queued in the kernel:
+        // only then must accept run out. (Accepting as they came in, the server could take
+        // half the spare descriptors itself, leave nothing queued, and never run out: a
+        // loaded machine's scheduling decided it, and one full-suite run did so.)
+        let gate = Channel<Void>(capacity: 1)
         let server = Task(executorPreference: rt) {
+            var first = true
             while true {
                 let c = try await listener.accept()
                 served.withLock { $0 += 1 }
@@ -160,6 +167,10 @@ import Glibc
                         if b.isEmpty { return }
                         try await c.write(b)
                     }
+                }
+                if first {
+                    first = false
+                    _ = try await gate.receive()
                 }
             }
         }
@@ -184,6 +195,8 @@ import Glibc
             return (clients, connectError)
         }
         #expect(connectError == .tooManyOpenFiles)
+        #expect(!clients.isEmpty)
+        try onPlainThread { try gate.send(()) }
         // Some connections wait in the kernel's queue: accept must be backing off.
         let giveUp = Sys.nowNanos() + 5_000_000_000
         while listener.descriptorBackoffCount == 0 && Sys.nowNanos() < giveUp {

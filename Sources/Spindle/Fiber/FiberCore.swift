@@ -47,10 +47,10 @@ class FiberCore: @unchecked Sendable {
     @exclusivity(unchecked) var homeWorker: Unmanaged<Worker>?
     var home: Worker? { homeWorker?.takeUnretainedValue() }
     /// Holds the runtime while the fiber lives (a worker refers to it unowned).
-    var runtimeRef: Runtime?
+    @exclusivity(unchecked) var runtimeRef: Runtime?
     /// The fiber's context, at the top of its stack; nil unless started and not finished.
     @exclusivity(unchecked) var context: UnsafeMutablePointer<spindle_fiber_context>?
-    var stack: FiberStack?
+    @exclusivity(unchecked) var stack: FiberStack?
     /// Requested usable stack size in bytes (nil: the runtime's default).
     let stackSize: Int?
     @usableFromInline let name: String?
@@ -62,10 +62,11 @@ class FiberCore: @unchecked Sendable {
     @exclusivity(unchecked) var parkReason: TraceEvent.ParkReason = .wait
     @exclusivity(unchecked) var parkedAt: Int64 = 0
 
-    // The home worker's list of live fibers (for cancelling them all at shutdown).
-    // SAFETY: unowned(unsafe): a listed fiber is alive (it is unlisted before it ends).
-    unowned(unsafe) var previousLive: FiberCore?
-    unowned(unsafe) var nextLive: FiberCore?
+    // The home worker's list of live fibers (for cancelling them all at shutdown, and
+    // dumps). Home thread only.
+    // SAFETY: unretained: a listed fiber is alive (it is unlisted before it ends).
+    @exclusivity(unchecked) var previousLive: Unmanaged<FiberCore>?
+    @exclusivity(unchecked) var nextLive: Unmanaged<FiberCore>?
 
     /// The fiber's own waiter for channel calls (a fiber blocks on one thing at a time),
     /// held +1 here: such a call then allocates nothing and retains nothing
@@ -75,10 +76,15 @@ class FiberCore: @unchecked Sendable {
     /// when `Waiter.own(by:)` replaces it with a waiter of another payload type.
     @usableFromInline @exclusivity(unchecked) final var ownWaiter: Unmanaged<WaiterCore>?
 
-    /// On the fiber, its body done: gives up its own waiter.
+    /// The fiber's own node for joining other fibers (FiberHandle.join), reused while no
+    /// list holds it. Touched only by the fiber itself; dropped when its body ends.
+    @exclusivity(unchecked) final var ownJoinWaiter: JoinWaiter?
+
+    /// On the fiber, its body done: gives up its own waiters.
     final func releaseOwnWaiter() {
         ownWaiter?.release()
         ownWaiter = nil
+        ownJoinWaiter = nil
     }
 
     let waiting = Atomic<Bool>(false)

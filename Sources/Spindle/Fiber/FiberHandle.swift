@@ -62,18 +62,33 @@ extension FiberCore {
     /// until this fiber has finished.
     @usableFromInline
     func waitUntilFinished() throws {
-        if let me = Fiber.currentCore {
-            if me === self { throw FiberError.joiningItself }
-            let waiter = JoinWaiter(fiber: me)
-            guard addJoiner(waiter) else { return }
-            while !isFinished {
-                if me.isCancelled {
-                    // Let go of ourselves: the target may run for long, and its list
-                    // would keep this fiber (and its frames) alive until then.
-                    waiter.withdraw()
-                    throw CancellationError()
+        if let current = Fiber.currentCoreRef {
+            // SAFETY: the running fiber, alive while it runs this.
+            try current._withUnsafeGuaranteedRef { me throws in
+                if me === self { throw FiberError.joiningItself }
+                // The fiber's own join waiter, unless a list still holds it (a join it gave
+                // up, whose target has not ended): no allocation per join.
+                let waiter: JoinWaiter
+                if isKnownUniquelyReferenced(&me.ownJoinWaiter) {
+                    waiter = me.ownJoinWaiter.unsafelyUnwrapped
+                    waiter.rearm(for: me)
+                } else {
+                    waiter = JoinWaiter(fiber: me)
+                    me.ownJoinWaiter = waiter
                 }
-                me.park(unless: { isFinished }, reason: .join)
+                guard addJoiner(waiter) else {
+                    waiter.withdraw()
+                    return
+                }
+                while !isFinished {
+                    if me.isCancelled {
+                        // Let go of ourselves: the target may run for long, and its list
+                        // would keep this fiber (and its frames) alive until then.
+                        waiter.withdraw()
+                        throw CancellationError()
+                    }
+                    me.park(unless: { isFinished }, reason: .join)
+                }
             }
             return
         }

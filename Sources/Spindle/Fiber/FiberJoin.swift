@@ -23,7 +23,7 @@ final class JoinWaiter: @unchecked Sendable {
         case thread(Parker)
     }
     let kind: Kind
-    var next: UInt = 0
+    @exclusivity(unchecked) var next: UInt = 0
     /// The joining fiber, retained (Unmanaged), until fired, withdrawn or deinit.
     private let fiberBits = Atomic<UInt>(0)
 
@@ -33,6 +33,16 @@ final class JoinWaiter: @unchecked Sendable {
         // SAFETY: the bit pattern of a retained object pointer; taken back exactly once.
         fiberBits.store(UInt(bitPattern: Unmanaged.passRetained(fiber).toOpaque()), ordering: .relaxed)
     }
+    /// A fiber's own waiter (`FiberCore.ownJoinWaiter`) made ready for its next join.
+    /// Only when no list holds it any more (the caller checked it is uniquely referenced):
+    /// its last list read `next` and took `fiberBits` before waking the fiber, which is
+    /// what ordered those reads before this.
+    func rearm(for fiber: FiberCore) {
+        next = 0
+        // SAFETY: as in init; `fiberBits` is 0 here (taken by fire or withdraw).
+        fiberBits.store(UInt(bitPattern: Unmanaged.passRetained(fiber).toOpaque()), ordering: .relaxed)
+    }
+
     init(continuation: UnsafeContinuation<Void, Never>) { kind = .continuation(continuation) }
     init(parker: Parker) { kind = .thread(parker) }
 

@@ -232,15 +232,17 @@ extension Worker {
     // MARK: the live list
 
     private func addLive(_ f: FiberCore) {
+        let me = Unmanaged.passUnretained(f)
         f.previousLive = nil
         f.nextLive = liveFibers
-        liveFibers?.previousLive = f
-        liveFibers = f
+        liveFibers?._withUnsafeGuaranteedRef { $0.previousLive = me }
+        liveFibers = me
     }
 
     private func removeLive(_ f: FiberCore) {
-        if let p = f.previousLive { p.nextLive = f.nextLive } else { liveFibers = f.nextLive }
-        f.nextLive?.previousLive = f.previousLive
+        let previous = f.previousLive, next = f.nextLive
+        if let previous { previous._withUnsafeGuaranteedRef { $0.nextLive = next } } else { liveFibers = next }
+        next?._withUnsafeGuaranteedRef { $0.previousLive = previous }
         f.previousLive = nil
         f.nextLive = nil
     }
@@ -251,8 +253,10 @@ extension Worker {
         fibersCancelledForDrain = true
         var f = liveFibers
         while let cur = f {
-            f = cur.nextLive
-            cur.cancel()
+            cur._withUnsafeGuaranteedRef { cur in
+                f = cur.nextLive
+                cur.cancel()
+            }
         }
     }
 }

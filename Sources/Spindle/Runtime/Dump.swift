@@ -103,11 +103,13 @@ enum Dump {
         let now = Sys.nowNanos()
         var out: [(RuntimeDump.Fiber, frames: [UInt])] = []
         var f = worker.liveFibers
-        while let cur = f {
+        while let listed = f {
+            // SAFETY: a listed fiber is alive; the dump runs on its home thread between
+            // turns, so it stays listed (and alive) for this iteration.
+            let cur = listed.takeUnretainedValue()
             f = cur.nextLive
-            // SAFETY: the address only names the fiber (compared with queued words); the
-            // fiber is alive while listed, and nothing is retained or released.
-            let id = UInt(bitPattern: Unmanaged.passUnretained(cur).toOpaque())
+            // SAFETY: the address only names the fiber (compared with queued words).
+            let id = UInt(bitPattern: listed.toOpaque())
             guard let ctx = cur.context else { continue }
             if ctx == running {
                 out.append((RuntimeDump.Fiber(name: cur.name, state: "running", parkedOn: nil, suspendedFor: nil,

@@ -63,7 +63,7 @@ extension Runtime {
     @inline(__always)
     func schedule(_ r: Runnable) {
         let local = Worker.withCurrent { w -> Bool in
-            guard w.runtime === self, !isStopped else { return false }
+            guard w.runtimeUnmanaged.toOpaque() == Unmanaged.passUnretained(self).toOpaque(), !isStopped else { return false }
             w.scheduleLocal(r)
             return true
         }

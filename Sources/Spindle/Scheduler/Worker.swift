@@ -39,6 +39,9 @@ final class Worker: @unchecked Sendable {
     /// SAFETY: unowned(unsafe) because the runtime owns its workers and outlives every
     /// thread running a worker loop (the thread's closure holds the runtime strongly).
     unowned(unsafe) let runtime: Runtime
+    /// `runtime` again, for hot paths that reach it without a retain/release pair.
+    /// SAFETY: unretained, for the reason above.
+    let runtimeUnmanaged: Unmanaged<Runtime>
     let queue: LocalQueue
     /// The run-next job's bits, 0 when empty. Owner exchanges; searchers may CAS it to 0.
     let runNextSlot = Atomic<UInt>(0)
@@ -98,13 +101,13 @@ final class Worker: @unchecked Sendable {
     /// The remote list's length, written under its lock; a hint for the owner.
     let remoteFiberCount = Atomic<Int>(0)
     /// Default-size stacks ready for reuse (they keep their pages).
-    var stackPool: [FiberStack] = []
+    @exclusivity(unchecked) var stackPool: [FiberStack] = []
     /// Where default-size stacks come from when the pool is empty (nil: the default size
     /// is above Tuning.fiberStackArenaMaxSize, each stack its own mapping).
     let defaultStackClass: StackClass?
     /// Fibers started here and not finished (a doubly linked list through the fibers).
     /// SAFETY: unowned(unsafe): listed fibers are alive (unlisted before they end).
-    unowned(unsafe) var liveFibers: FiberCore?
+    @exclusivity(unchecked) var liveFibers: Unmanaged<FiberCore>?
     @exclusivity(unchecked) var fibersCancelledForDrain = false
     /// Current-thread flavour (fibers must then be checked to stay on one thread).
     let isCurrentThreadFlavor: Bool
@@ -114,6 +117,7 @@ final class Worker: @unchecked Sendable {
     init(index: Int, runtime: Runtime, queueCapacity: Int) {
         self.index = index
         self.runtime = runtime
+        self.runtimeUnmanaged = Unmanaged.passUnretained(runtime)
         self.queue = LocalQueue(capacity: queueCapacity)
         self.rng = 0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)
         self.isCurrentThreadFlavor = runtime.configuration.flavor == .currentThread
@@ -154,8 +158,10 @@ final class Worker: @unchecked Sendable {
         if _slowPath(Trace.isOn) { Trace.enqueued(r, .runNext) }
         let previous = runNextSlot.exchange(r.bits, ordering: .acquiringAndReleasing)
         if previous != 0 {
-            if queue.push(Runnable(bits: previous), overflow: runtime.inject, orphaned: forwardOrphan) { inSpawnBurst = true }
-            runtime.driver.notifyOne()
+            runtimeUnmanaged._withUnsafeGuaranteedRef { rt in
+                if queue.push(Runnable(bits: previous), overflow: rt.inject, orphaned: forwardOrphan) { inSpawnBurst = true }
+                rt.driver.notifyOne()
+            }
         }
     }
 

@@ -70,7 +70,7 @@ public final class Lock<Value>: @unchecked Sendable {
             if spindle_word_load(word) == 0 && spindle_lock_try(word) != 0 { return }
         }
         while spindle_lock_take_contended(word) != 0 {
-            Sys.futexWait(word, expected: 2, timeoutNanos: -1)
+            Sys.futexWait(word, expected: 2, timeoutNanos: -1, injectable: false)
         }
     }
 

@@ -223,10 +223,11 @@ enum Sys {
     // MARK: futex
 
     /// Sleeps while `*word == expected`, at most `timeoutNanos` (< 0: forever). Spurious
-    /// returns are allowed; callers re-check their condition.
-    static func futexWait(_ word: UnsafeMutablePointer<UInt32>, expected: UInt32, timeoutNanos: Int64) {
+    /// returns are allowed; callers re-check their condition. `injectable: false` for
+    /// Lock, whose contended path must not re-enter fault injection (which takes a Lock).
+    static func futexWait(_ word: UnsafeMutablePointer<UInt32>, expected: UInt32, timeoutNanos: Int64, injectable: Bool = true) {
         #if DEBUG
-        if FaultInjection.fault("futex_wait") == EINTR { return } // a spurious wake-up
+        if injectable && FaultInjection.fault("futex_wait") == EINTR { return } // a spurious wake-up
         #endif
         let r = spindle_futex_wait(word, expected, timeoutNanos)
         switch -r {
