@@ -139,6 +139,50 @@ private func settledDescriptorCount() -> Int {
         #expect(try onPlainThread { try server.join() } == rounds)
     }
 
+    /// A fiber whose waits alternate between a socket (its own waiter for `Void`), a
+    /// channel of another element type (its own waiter changes type) and a read with a
+    /// deadline that expires (a fresh waiter, whose timeout withdraws it after the call):
+    /// every byte and value still arrives, in order, and a wait after an expired one is
+    /// not cancelled by that old timeout.
+    @Test func fiberWaitsAlternateBetweenSocketsChannelsAndDeadlines() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let rounds = 300 / testScale
+        let relay = Channel<Int>(capacity: 0)
+        let server = rt.spawnFiber { () throws -> [Int] in
+            let c = try listener.accept()
+            var got: [Int] = []
+            var buffer = [UInt8](repeating: 0, count: 1)
+            for _ in 0..<rounds {
+                // Nothing is sent before this deadline: it expires.
+                do {
+                    _ = try buffer.withUnsafeMutableBytes { try c.read(into: $0, timeout: .milliseconds(1)) }
+                    Issue.record("a read with nothing sent returned")
+                } catch SocketError.timedOut {}
+                try relay.send(-1)                      // let the client write
+                let b = try c.read(exactly: 1)          // own waiter, type Void
+                got.append(Int(b[0]))
+                guard let v = try relay.receive() else { break } // own waiter, type Int
+                got.append(v)
+            }
+            return got
+        }
+        let client = rt.spawnFiber { () throws -> Void in
+            let s = try TCPStream.connect(to: listener.localAddress)
+            for i in 0..<rounds {
+                _ = try relay.receive()
+                try s.write([UInt8(i & 0x7f)])
+                try relay.send(1_000 + i)
+            }
+        }
+        try onPlainThread { try client.join() }
+        let got = try onPlainThread { try server.join() }
+        var want: [Int] = []
+        for i in 0..<rounds { want += [i & 0x7f, 1_000 + i] }
+        #expect(got == want)
+    }
+
     /// A fiber server and task clients, and a plain-thread client, on one listener.
     @Test func mixedWorlds() throws {
         let rt = try makeRuntime()

@@ -219,6 +219,21 @@ final class IOHandle: @unchecked Sendable {
     /// Parks the fiber (blocks the thread) until an event for `d` arrives after `ticket`.
     func block(_ d: IODirection, since ticket: UInt64, deadline: Int64? = nil) throws {
         adoptIfFiber()
+        // A fiber without a deadline waits on its own waiter (no allocation per wait). With
+        // a deadline it takes a fresh one: the timeout holds its waiter and may withdraw it
+        // after this call is over, which must not touch the fiber's next wait.
+        if deadline == nil, let core = Fiber.currentCoreRef {
+            // SAFETY: the running fiber, alive while it runs this.
+            try core._withUnsafeGuaranteedRef { core in
+                try Waiter<Void>.own(by: core)._withUnsafeGuaranteedRef { waiter in
+                    waiter.reset()
+                    Blocking.block(state, waiter, register: { [self] s, w in register(&s, w, d, ticket, nil) },
+                                   withdraw: { s, w in IOHandle.withdraw(&s, w, d) }, reason: d == .read ? .read : .write)
+                    try finish(waiter, nil)
+                }
+            }
+            return
+        }
         let waiter = Waiter<Void>(forTask: false)
         let timeout = deadline.map { armTimeout(d, waiter, at: $0) }
         Blocking.block(state, waiter, register: { [self] s, w in register(&s, w, d, ticket, timeout) },
