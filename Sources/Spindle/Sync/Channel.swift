@@ -498,12 +498,7 @@ public final class Channel<Element: Sendable>: Sendable {
             waiter.recycle(into: &s.spares)
             return o
         }
-        switch outcome {
-        case .completed: return
-        case .closed: throw ChannelClosedError(value: value)
-        case .cancelled: throw CancellationError()
-        case .pending: spindleFatal("a send waiter resumed while pending")
-        }
+        try Self.sendOutcome(outcome, value)
     }
 
     @inlinable
@@ -513,12 +508,7 @@ public final class Channel<Element: Sendable>: Sendable {
             waiter.recycle(into: &s.spares)
             return r
         }
-        switch outcome {
-        case .completed: return value
-        case .closed: return nil
-        case .cancelled: throw CancellationError()
-        case .pending: spindleFatal("a receive waiter resumed while pending")
-        }
+        return try Self.receiveOutcome(outcome, value)
     }
 }
 
