@@ -139,6 +139,49 @@ private func settledDescriptorCount() -> Int {
         #expect(try onPlainThread { try server.join() } == rounds)
     }
 
+    /// A task's socket waits without a deadline reuse one waiter, kept by the descriptor
+    /// between waits (no allocation per wait); a wait with a deadline that expires never
+    /// leaves its waiter as that spare (its timeout holds it), and the bytes all arrive.
+    @Test func taskSocketWaitsReuseTheDescriptorsSpare() throws {
+        let rt = try makeRuntime()
+        defer { rt.shutdown() }
+        let listener = try TCPListener.bind(to: SocketAddress("127.0.0.1:0"), on: rt)
+        let rounds = 200 / testScale
+        let (got, spares, timedOutSpareKept) = try rt.run { () async throws -> ([UInt8], Int, Bool) in
+            let server = Task { () async throws -> TCPStream in
+                let c = try await listener.accept()
+                for _ in 0..<rounds { try await c.write(try await c.read(exactly: 1)) }
+                return c
+            }
+            let client = try await TCPStream.connect(to: listener.localAddress)
+            var got: [UInt8] = []
+            var seen = Set<ObjectIdentifier>()
+            for i in 0..<rounds {
+                try await client.write([UInt8(i & 0x7f)])
+                got += try await client.read(exactly: 1)
+                if let spare = client.io.state.withLock({ $0.spare }) { seen.insert(ObjectIdentifier(spare)) }
+            }
+            let c = try await server.value
+            // Nothing comes: this read's deadline passes.
+            let before = client.io.state.withLock { $0.spare.map(ObjectIdentifier.init) }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
+            defer { buffer.deallocate() }
+            do {
+                _ = try await client.read(into: buffer, timeout: .milliseconds(1))
+                Issue.record("a read with nothing sent returned")
+            } catch SocketError.timedOut {}
+            let after = client.io.state.withLock { $0.spare.map(ObjectIdentifier.init) }
+            c.close()
+            client.close()
+            return (got, seen.count, before == after || after == nil)
+        }
+        var want: [UInt8] = []
+        for i in 0..<rounds { want.append(UInt8(i & 0x7f)) }
+        #expect(got == want)
+        #expect(spares == 1)
+        #expect(timedOutSpareKept)
+    }
+
     /// A fiber whose waits alternate between a socket (its own waiter for `Void`), a
     /// channel of another element type (its own waiter changes type) and a read with a
     /// deadline that expires (a fresh waiter, whose timeout withdraws it after the call):

@@ -41,6 +41,9 @@ final class IOHandle: @unchecked Sendable {
         var writers = Deque<Waiter<Void>>()
         /// Why waits now fail, once closed or shut down.
         var failure: SocketError?
+        /// A finished task waiter kept for the next task wait without a deadline (see
+        /// `WaiterCore.reuseForTask()`): that wait then allocates nothing.
+        var spare: Waiter<Void>?
     }
     /// guarded by lock
     let state = Lock(State())
@@ -209,7 +212,13 @@ final class IOHandle: @unchecked Sendable {
     /// Suspends the task until an event for `d` arrives after `ticket` (or the deadline,
     /// monotonic ns, passes: `SocketError.timedOut`).
     func wait(_ d: IODirection, since ticket: UInt64, deadline: Int64? = nil) async throws {
-        let waiter = Waiter<Void>(forTask: true)
+        let waiter: Waiter<Void>
+        if deadline == nil, let spare = state.withLock({ $0.spare.take() }) {
+            spare.reuseForTask()
+            waiter = spare
+        } else {
+            waiter = Waiter<Void>(forTask: true)
+        }
         let timeout = deadline.map { armTimeout(d, waiter, at: $0) }
         await Blocking.wait(state, waiter, register: { [self] s, w in register(&s, w, d, ticket, timeout) },
                             withdraw: { s, w in IOHandle.withdraw(&s, w, d) })
@@ -243,7 +252,12 @@ final class IOHandle: @unchecked Sendable {
 
     private func finish(_ waiter: Waiter<Void>, _ timeout: IOTimeout?) throws {
         if let timeout { timeout.disarm(runtime) }
-        let (outcome, failure) = state.withLock { s in (waiter.outcome, s.failure) }
+        let (outcome, failure) = state.withLock { s in
+            // A task's waiter, done with, becomes the spare; not one a timeout holds (it
+            // may still withdraw it), and not a fiber's or thread's.
+            if timeout == nil && s.spare == nil && waiter.isReusable { s.spare = waiter }
+            return (waiter.outcome, s.failure)
+        }
         switch outcome {
         case .completed, .pending: return
         case .closed: throw failure ?? .closed
