@@ -170,6 +170,7 @@ class FiberCore: @unchecked Sendable {
     private func scheduleResume() {
         guard let home = homeWorker else { spindleFatal("a fiber was woken before it started") }
         let onHome = Worker.withCurrent { current -> Bool in
+            // SAFETY: the addresses only compare identities; nothing is retained or released.
             guard Unmanaged.passUnretained(current).toOpaque() == home.toOpaque() else { return false }
             if _slowPath(Trace.isOn) { Trace.enqueued(Runnable(fiber: self), .fiberReady) }
             current.readyFibers.append(Runnable(fiber: self))

@@ -1,5 +1,6 @@
 // FiberHandle: what the spawner keeps: join (blocking), value (async), cancel; and the
-// joining machinery on FiberCore (a JoinWaiter per joiner, FiberJoin.swift).
+// joining machinery on FiberCore (a JoinWaiter per joiner, FiberJoin.swift; a joining
+// fiber reuses its own). UNSAFE FILE: the joining fiber is reached unretained.
 import CSpindle
 import Synchronization
 

@@ -232,6 +232,8 @@ extension Worker {
     // MARK: the live list
 
     private func addLive(_ f: FiberCore) {
+        // SAFETY: unretained links (see FiberCore.previousLive): `f` is started and alive,
+        // and is unlisted (removeLive) before it ends.
         let me = Unmanaged.passUnretained(f)
         f.previousLive = nil
         f.nextLive = liveFibers

@@ -234,6 +234,7 @@ final class IOHandle: @unchecked Sendable {
         if deadline == nil, let core = Fiber.currentCoreRef {
             // SAFETY: the running fiber, alive while it runs this.
             try core._withUnsafeGuaranteedRef { core in
+                // SAFETY: the fiber holds its own waiter for the whole call.
                 try Waiter<Void>.own(by: core)._withUnsafeGuaranteedRef { waiter in
                     waiter.reset()
                     Blocking.block(state, waiter, register: { [self] s, w in register(&s, w, d, ticket, nil) },

@@ -63,6 +63,7 @@ extension Runtime {
     @inline(__always)
     func schedule(_ r: Runnable) {
         let local = Worker.withCurrent { w -> Bool in
+            // SAFETY: an identity comparison of addresses; nothing is retained or released.
             guard w.runtimeUnmanaged.toOpaque() == Unmanaged.passUnretained(self).toOpaque(), !isStopped else { return false }
             w.scheduleLocal(r)
             return true

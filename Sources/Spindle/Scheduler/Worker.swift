@@ -1,5 +1,5 @@
-// Worker: one scheduler thread's loop. UNSAFE FILE: unowned(unsafe) back-reference and the
-// thread-local worker pointer.
+// Worker: one scheduler thread's loop. UNSAFE FILE: unowned(unsafe) and Unmanaged
+// back-references to the runtime, and the thread-local worker pointer.
 //
 // Each tick the worker picks one runnable, in this order:
 //   1. every `Tuning.globalQueueInterval`th tick: due timers, then the global inject queue
@@ -158,6 +158,7 @@ final class Worker: @unchecked Sendable {
         if _slowPath(Trace.isOn) { Trace.enqueued(r, .runNext) }
         let previous = runNextSlot.exchange(r.bits, ordering: .acquiringAndReleasing)
         if previous != 0 {
+            // SAFETY: the runtime outlives its workers' threads (see `runtime`).
             runtimeUnmanaged._withUnsafeGuaranteedRef { rt in
                 if queue.push(Runnable(bits: previous), overflow: rt.inject, orphaned: forwardOrphan) { inSpawnBurst = true }
                 rt.driver.notifyOne()

@@ -1,5 +1,6 @@
 // Channel: a multi-producer, multi-consumer queue that tasks, fibers and plain threads
-// can all block on. UNSAFE FILE: none of its own; the blocking goes through Waiter.
+// can all block on. UNSAFE FILE: the fiber paths reach the running fiber and its own waiter
+// unretained (Unmanaged); the blocking goes through Waiter.
 //
 // Design (Go's hchan, Tokio's mpsc, and swift-async-algorithms' AsyncChannel, as a pure
 // state machine): one lock guards `ChannelState`: the buffer, the queue of blocked
@@ -303,6 +304,7 @@ public final class Channel<Element: Sendable>: Sendable {
     @inlinable
     public func send(_ value: Element) throws {
         if let core = Fiber.currentCoreRef {
+            // SAFETY: the running fiber, alive while it runs this.
             return try core._withUnsafeGuaranteedRef { try sendInFiber(value, $0) }
         }
         // A plain thread (or a task, which is refused): one pass under the lock, send now
@@ -338,6 +340,7 @@ public final class Channel<Element: Sendable>: Sendable {
     @inlinable
     public func receive() throws -> Element? {
         if let core = Fiber.currentCoreRef {
+            // SAFETY: as in send.
             return try core._withUnsafeGuaranteedRef { try receiveInFiber($0) }
         }
         var waiter: Waiter<Element>?
@@ -371,6 +374,7 @@ public final class Channel<Element: Sendable>: Sendable {
     /// wake-up's hold on a waiter that actually waits.
     @inlinable
     func sendInFiber(_ value: Element, _ core: FiberCore) throws {
+        // SAFETY: the fiber holds its own waiter for the whole call (Waiter.own(by:)).
         try Waiter<Element>.own(by: core)._withUnsafeGuaranteedRef { w in
             w.reset()
             var wake: Wake?
@@ -394,6 +398,7 @@ public final class Channel<Element: Sendable>: Sendable {
     /// `receive` on a fiber, as `sendInFiber`.
     @inlinable
     func receiveInFiber(_ core: FiberCore) throws -> Element? {
+        // SAFETY: the fiber holds its own waiter for the whole call (Waiter.own(by:)).
         try Waiter<Element>.own(by: core)._withUnsafeGuaranteedRef { w in
             w.reset()
             var wake: Wake?, value: Element?

@@ -165,6 +165,7 @@ class WaiterCore: @unchecked Sendable {
         // them) alive: no copies, no retains.
         done.store(true, ordering: .sequentiallyConsistent)
         if let fiberRef {
+            // SAFETY: `fiber` holds it, and our caller's Wake holds this waiter.
             fiberRef._withUnsafeGuaranteedRef { $0.wakeIfParked() }
         } else if let c {
             c.resume()
@@ -191,6 +192,7 @@ class WaiterCore: @unchecked Sendable {
     @usableFromInline
     final func blockUntilDone(reason: TraceEvent.ParkReason = .wait) -> Bool {
         if let fiberRef {
+            // SAFETY: `fiber` holds it for this waiter's life.
             return fiberRef._withUnsafeGuaranteedRef { fiber in
                 while !isDone {
                     if fiber.isCancelled { return false }
@@ -224,6 +226,7 @@ final class Waiter<Payload>: WaiterCore, @unchecked Sendable {
     /// queue; `reset()` it before queueing it again.
     @inlinable
     static func own(by core: FiberCore) -> Unmanaged<Waiter<Payload>> {
+        // SAFETY: the fiber's +1 keeps `u` alive (see FiberCore.ownWaiter).
         if let u = core.ownWaiter,
            u._withUnsafeGuaranteedRef({ ObjectIdentifier(type(of: $0)) == ObjectIdentifier(Waiter<Payload>.self) }) {
             // SAFETY: its dynamic type was just checked to be exactly this class.
