@@ -57,7 +57,7 @@ class WaiterCore: @unchecked Sendable {
     @usableFromInline let branch: Int
     /// The fiber that waits on this waiter (nil: a task, a thread or a select). Fixed for
     /// the waiter's life: a fiber's waiter is its own, reused only by that fiber
-    /// (`FiberCore.spareWaiter`).
+    /// (`FiberCore.ownWaiter`).
     @usableFromInline let fiber: FiberCore?
     /// `fiber` again, for the hot paths: reached through it without a retain/release pair.
     /// SAFETY: unretained; `fiber` holds the same object for the waiter's whole life.
@@ -89,7 +89,7 @@ class WaiterCore: @unchecked Sendable {
         fiberRef = fiber.map { Unmanaged.passUnretained($0) }
     }
 
-    /// The waiter of `fiber`, which keeps it (`spareWaiter`) between its blocking calls.
+    /// The waiter of `fiber`, which keeps it (`FiberCore.ownWaiter`) between its blocking calls.
     @usableFromInline
     init(fiber: FiberCore) {
         self.selection = nil
@@ -116,7 +116,7 @@ class WaiterCore: @unchecked Sendable {
     /// A task's plain waiter (not a fiber's, a thread's or a select branch's): its
     /// primitive may keep it once finished and hand it to the next task that has to wait
     /// (`reuseForTask()`), which saves an allocation, a free and the generic deinit per
-    /// blocking call. (A fiber keeps its own: `Waiter.forBlockingCall()`.)
+    /// blocking call. (A fiber keeps its own: `Waiter.own(by:)`.)
     @usableFromInline
     final var isReusable: Bool { fiber == nil && parker == nil && selection == nil && onWake == nil }
 
