@@ -287,6 +287,49 @@ final class Received: Sendable {
         #expect(waitUntil { seen.waiter == nil })
     }
 
+    /// The queues hold their waiters as unmanaged words, one reference each: every way off
+    /// a queue (taken by a sender or receiver, withdrawn, closed, or left behind in a
+    /// channel that goes away) gives that reference up exactly once. A leak keeps a weak
+    /// reference alive; an extra release frees a waiter someone still holds.
+    @Test func queuedWaitersAreReleasedExactlyOnce() throws {
+        weak var taken: Waiter<Int>?, withdrawn: Waiter<Int>?, closed: Waiter<Int>?, abandoned: Waiter<Int>?
+        var kept = Waiter<Int>(forTask: true)
+        let ch = Channel<Int>(capacity: 0)
+        do {
+            let a = Waiter<Int>(forTask: true), b = Waiter<Int>(forTask: true), c = Waiter<Int>(forTask: true)
+            taken = a; withdrawn = b; closed = c
+            ch.state.withLock { s in
+                #expect(s.receive(queueing: a).wasQueued)
+                #expect(s.receive(queueing: b).wasQueued)
+                #expect(s.receive(queueing: c).wasQueued)
+                #expect(s.receive(queueing: kept).wasQueued)
+            }
+            // A sender takes the first; the Wake it hands back holds it until resumed.
+            let wake = ch.state.withLock { s in s.send(7, queueing: nil) }
+            guard case .sent(let w?) = wake else { Issue.record("no receiver woken"); return }
+            #expect(a.payload == 7 && a.outcome == .completed)
+            w.resume()
+            #expect(ch.state.withLock { s in s.withdraw(b) })
+            #expect(!ch.state.withLock { s in s.withdraw(b) })   // only once
+        }
+        #expect(taken == nil)
+        #expect(withdrawn == nil)
+        #expect(ch.state.withLock { $0.receivers.count } == 2)
+        ch.close()
+        #expect(closed == nil)
+        #expect(kept.outcome == .closed)
+        // Still alive with only our reference: the queue did not release it a second time.
+        #expect(isKnownUniquelyReferenced(&kept))
+        do {
+            let ch2 = Channel<Int>(capacity: 0)
+            let d = Waiter<Int>(payload: 1, forTask: true)
+            abandoned = d
+            ch2.state.withLock { s in #expect(s.send(1, queueing: d).wasQueued) }
+        }
+        // The channel went away with a waiter still queued: its reference went with it.
+        #expect(abandoned == nil)
+    }
+
     /// The same for tasks: an awaited send or receive that has to wait takes a spare.
     @Test func taskWaitersAreReusedAcrossAwaits() throws {
         let rt = try Runtime(flavor: .multiThread, workers: 2)
@@ -353,4 +396,12 @@ final class Received: Sendable {
         #expect(seen.missing == 0 && seen.duplicates == 0)
         #expect(ch.state.withLock { ($0.receivers.count, $0.senders.count) } == (0, 0))
     }
+}
+
+extension ChannelState.Receive {
+    var wasQueued: Bool { if case .queued = self { return true } else { return false } }
+}
+
+extension ChannelState.Send {
+    var wasQueued: Bool { if case .queued = self { return true } else { return false } }
 }

@@ -43,8 +43,8 @@ struct ChannelState<Element> {
     /// Int.max for unbounded.
     @usableFromInline let capacity: Int
     @usableFromInline var closed = false
-    @usableFromInline var receivers = Deque<Waiter<Element>>()
-    @usableFromInline var senders = Deque<Waiter<Element>>()
+    @usableFromInline var receivers = WaiterQueue<Element>()
+    @usableFromInline var senders = WaiterQueue<Element>()
     /// Finished task waiters kept for the next task that has to wait (see
     /// `WaiterCore.reuseForTask()`): it then allocates nothing. Fibers keep their own.
     @usableFromInline var spares: [Waiter<Element>] = []
@@ -60,11 +60,12 @@ struct ChannelState<Element> {
         case queued
     }
 
-    /// Sends `value`, or queues `waiter` (if given) when there is no room.
+    /// Sends `value`, or queues `waiter` (if given) when there is no room. The caller
+    /// keeps the waiter alive for the call (the queue takes its own reference).
     @inlinable @inline(__always)
     mutating func send(_ value: Element, queueing waiter: @autoclosure () -> Waiter<Element>?) -> Send {
         var wake: Wake?
-        switch send(value, queueing: waiter(), wake: &wake) {
+        switch send(value, queueing: waiter().map { Unmanaged.passUnretained($0) }, wake: &wake) {
         case .done: return .sent(wake.take())
         case .full: return .full
         case .closed: return .closed
@@ -74,27 +75,36 @@ struct ChannelState<Element> {
 
     @usableFromInline enum Outcome { case done, full, closed, queued }
 
-    /// `send` for the fiber path: the receiver to wake comes back through `wake` (an
+    /// `send` for the fiber path: the waiter comes unretained (the caller keeps it alive:
+    /// a fiber's own waiter), and the receiver to wake comes back through `wake` (an
     /// optional the caller moves out), which costs no retain/release pair the way an
-    /// enum payload does.
+    /// enum payload does. The one reference count left is the queue's.
     @inlinable @inline(__always)
-    mutating func send(_ value: Element, queueing waiter: @autoclosure () -> Waiter<Element>?, wake: inout Wake?) -> Outcome {
+    mutating func send(_ value: Element, queueing waiter: @autoclosure () -> Unmanaged<Waiter<Element>>?, wake: inout Wake?) -> Outcome {
         if closed { return .closed }
-        while let r = receivers.popFirst() {
-            r.isQueued = false
-            guard r.claim() else { continue }   // a select that completed elsewhere
-            r.payload = value
-            wake = Wake(completing: r, .completed)
+        while let u = receivers.popFirstUnmanaged() {
+            // SAFETY: the queue's reference, now ours, keeps it alive.
+            let claimed = u._withUnsafeGuaranteedRef { r in
+                r.isQueued = false
+                guard r.claim() else { return false }   // a select that completed elsewhere
+                r.payload = value
+                return true
+            }
+            guard claimed else { u.release(); continue }
+            wake = Wake(completing: u.takeRetainedValue(), .completed)
             return .done
         }
         if buffer.count < capacity {
             buffer.append(value)
             return .done
         }
-        guard let waiter = waiter() else { return .full }
-        waiter.payload = value
-        waiter.isQueued = true
-        senders.append(waiter)
+        guard let u = waiter() else { return .full }
+        // SAFETY: the caller keeps it alive for this call.
+        u._withUnsafeGuaranteedRef { w in
+            w.payload = value
+            w.isQueued = true
+        }
+        senders.append(retaining: u)
         return .queued
     }
 
@@ -106,11 +116,12 @@ struct ChannelState<Element> {
         case queued
     }
 
-    /// Receives a value, or queues `waiter` (if given) when there is none.
+    /// Receives a value, or queues `waiter` (if given) when there is none. The caller
+    /// keeps the waiter alive for the call.
     @inlinable @inline(__always)
     mutating func receive(queueing waiter: @autoclosure () -> Waiter<Element>?) -> Receive {
         var wake: Wake?, value: Element?
-        switch receive(queueing: waiter(), value: &value, wake: &wake) {
+        switch receive(queueing: waiter().map { Unmanaged.passUnretained($0) }, value: &value, wake: &wake) {
         case .done: return .value(value.take()!, wake.take())
         case .full: return .empty
         case .closed: return .closed
@@ -120,31 +131,44 @@ struct ChannelState<Element> {
 
     /// `receive` for the fiber path, as `send(_:queueing:wake:)`; `.full` means empty.
     @inlinable @inline(__always)
-    mutating func receive(queueing waiter: @autoclosure () -> Waiter<Element>?, value: inout Element?, wake: inout Wake?) -> Outcome {
+    mutating func receive(queueing waiter: @autoclosure () -> Unmanaged<Waiter<Element>>?, value: inout Element?, wake: inout Wake?) -> Outcome {
         if let v = buffer.popFirst() {
             value = v
             // Room freed: the first waiting sender's value moves into the buffer.
-            while let s = senders.popFirst() {
-                s.isQueued = false
-                guard s.claim() else { continue }
-                buffer.append(s.payload.take()!)
-                wake = Wake(completing: s, .completed)
-                return .done
+            if let s = takeSender() {
+                buffer.append(s.payload)
+                wake = Wake(completing: s.waiter.takeRetainedValue(), .completed)
             }
             return .done
         }
-        while let s = senders.popFirst() {   // rendezvous: straight from a sender
-            s.isQueued = false
-            guard s.claim() else { continue }
-            value = s.payload.take()!
-            wake = Wake(completing: s, .completed)
+        if let s = takeSender() {   // rendezvous: straight from a sender
+            value = s.payload
+            wake = Wake(completing: s.waiter.takeRetainedValue(), .completed)
             return .done
         }
         if closed { return .closed }
-        guard let waiter = waiter() else { return .full }
-        waiter.isQueued = true
-        receivers.append(waiter)
+        guard let u = waiter() else { return .full }
+        // SAFETY: the caller keeps it alive for this call.
+        u._withUnsafeGuaranteedRef { $0.isQueued = true }
+        receivers.append(retaining: u)
         return .queued
+    }
+
+    /// The first queued sender that may complete now, off the queue (with the queue's
+    /// reference, which the caller hands to its Wake), and the value it offered.
+    @inlinable @inline(__always)
+    mutating func takeSender() -> (waiter: Unmanaged<Waiter<Element>>, payload: Element)? {
+        while let u = senders.popFirstUnmanaged() {
+            // SAFETY: the queue's reference, now ours, keeps it alive.
+            let payload: Element? = u._withUnsafeGuaranteedRef { s in
+                s.isQueued = false
+                guard s.claim() else { return nil }
+                return s.payload.take()!
+            }
+            guard let payload else { u.release(); continue }
+            return (u, payload)
+        }
+        return nil
     }
 
     /// Closes; returns the waiters to wake (all of them get `.closed`).
@@ -153,16 +177,14 @@ struct ChannelState<Element> {
         if closed { return [] }
         closed = true
         var out: [Wake] = []
-        for w in receivers {
+        while let w = receivers.popFirst() {
             w.isQueued = false
             if w.claim() { out.append(w.complete(.closed)) }
         }
-        for w in senders {
+        while let w = senders.popFirst() {
             w.isQueued = false
             if w.claim() { out.append(w.complete(.closed)) }
         }
-        receivers.removeAll()
-        senders.removeAll()
         return out
     }
 
@@ -171,13 +193,73 @@ struct ChannelState<Element> {
     @inlinable
     mutating func withdraw(_ w: Waiter<Element>) -> Bool {
         guard w.isQueued else { return false }
-        if let i = receivers.firstIndex(where: { $0 === w }) {
-            receivers.remove(at: i)
-        } else if let i = senders.firstIndex(where: { $0 === w }) {
-            senders.remove(at: i)
-        }
+        if !receivers.remove(w) { _ = senders.remove(w) }
         w.isQueued = false
         return true
+    }
+}
+
+/// The blocked waiters of one side of a channel, first come first served. Each queued
+/// waiter holds one reference, taken by `append` and handed over by `popFirst` (to the
+/// `Wake` that completes it) or dropped by `remove`: the entries are unmanaged words, so
+/// the deque's own moves cost no retain/release. (A `Deque<Waiter>` paid three ARC calls
+/// to queue a waiter and three more to take it off: measured, the largest single cost of
+/// a fiber round trip.)
+@usableFromInline
+struct WaiterQueue<Payload> {
+    // SAFETY: every entry is +1 (passRetained in `append`), released exactly once: by
+    // `popFirst`/`remove(at:)` handing it to a strong reference, or by `dropAll`.
+    @usableFromInline var items = Deque<Unmanaged<Waiter<Payload>>>()
+
+    @inlinable init() {}
+
+    @inlinable var isEmpty: Bool { items.isEmpty }
+    @inlinable var count: Int { items.count }
+    @inlinable var startIndex: Int { items.startIndex }
+    @inlinable var endIndex: Int { items.endIndex }
+
+    /// The waiter at `i`, still queued.
+    @inlinable subscript(i: Int) -> Waiter<Payload> { items[i].takeUnretainedValue() }
+
+    @inlinable @inline(__always)
+    mutating func append(_ w: Waiter<Payload>) { items.append(.passRetained(w)) }
+
+    /// Queues a waiter the caller keeps alive, taking the queue's reference to it.
+    @inlinable @inline(__always)
+    mutating func append(retaining u: Unmanaged<Waiter<Payload>>) { items.append(u.retain()) }
+
+    /// Takes the first waiter off, with the queue's reference.
+    @inlinable @inline(__always)
+    mutating func popFirst() -> Waiter<Payload>? { items.popFirst()?.takeRetainedValue() }
+
+    /// Takes the first waiter off; the queue's reference passes to the caller, who must
+    /// release it or hand it on (`takeRetainedValue`).
+    @inlinable @inline(__always)
+    mutating func popFirstUnmanaged() -> Unmanaged<Waiter<Payload>>? { items.popFirst() }
+
+    /// Takes the waiter at `i` off, with the queue's reference.
+    @inlinable @discardableResult
+    mutating func remove(at i: Int) -> Waiter<Payload> { items.remove(at: i).takeRetainedValue() }
+
+    /// Takes `w` off if it is queued here.
+    @inlinable
+    mutating func remove(_ w: Waiter<Payload>) -> Bool {
+        let target = Unmanaged.passUnretained(w).toOpaque()
+        guard let i = items.firstIndex(where: { $0.toOpaque() == target }) else { return false }
+        remove(at: i)
+        return true
+    }
+
+    @inlinable
+    func contains(where predicate: (Waiter<Payload>) -> Bool) -> Bool {
+        // SAFETY: queued entries are alive (the queue's reference).
+        items.contains { $0._withUnsafeGuaranteedRef(predicate) }
+    }
+
+    /// Releases every entry (the channel is going away).
+    @inlinable
+    mutating func dropAll() {
+        while let u = items.popFirst() { u.release() }
     }
 }
 
@@ -205,6 +287,16 @@ public final class Channel<Element: Sendable>: Sendable {
         let c = Channel(capacity: 0)
         c.state.withLock { $0 = ChannelState(capacity: .max) }
         return c
+    }
+
+    deinit {
+        // Waiters still queued here belong to nobody who can reach this channel any more
+        // (select branches that lost, or callers gone after a fatal error): drop the
+        // queues' references to them.
+        state.withLock { s in
+            s.receivers.dropAll()
+            s.senders.dropAll()
+        }
     }
 
     /// True once ``close()`` was called.
@@ -375,10 +467,11 @@ public final class Channel<Element: Sendable>: Sendable {
     @inlinable
     func sendInFiber(_ value: Element, _ core: FiberCore) throws {
         // SAFETY: the fiber holds its own waiter for the whole call (Waiter.own(by:)).
-        try Waiter<Element>.own(by: core)._withUnsafeGuaranteedRef { w in
+        let own = Waiter<Element>.own(by: core)
+        return try own._withUnsafeGuaranteedRef { w in
             w.reset()
             var wake: Wake?
-            let decision = state.withLock { s in s.send(value, queueing: w, wake: &wake) }
+            let decision = state.withLock { s in s.send(value, queueing: own, wake: &wake) }
             switch decision {
             case .done:
                 wake.take()?.resume()
@@ -399,10 +492,11 @@ public final class Channel<Element: Sendable>: Sendable {
     @inlinable
     func receiveInFiber(_ core: FiberCore) throws -> Element? {
         // SAFETY: the fiber holds its own waiter for the whole call (Waiter.own(by:)).
-        try Waiter<Element>.own(by: core)._withUnsafeGuaranteedRef { w in
+        let own = Waiter<Element>.own(by: core)
+        return try own._withUnsafeGuaranteedRef { w in
             w.reset()
             var wake: Wake?, value: Element?
-            let decision = state.withLock { s in s.receive(queueing: w, value: &value, wake: &wake) }
+            let decision = state.withLock { s in s.receive(queueing: own, value: &value, wake: &wake) }
             switch decision {
             case .done:
                 wake.take()?.resume()
