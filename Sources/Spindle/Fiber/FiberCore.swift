@@ -157,6 +157,36 @@ class FiberCore: @unchecked Sendable {
         }
     }
 
+    /// Any thread, completing a waiter of this fiber: sets `done` (its wake condition, the
+    /// completer's last write to the waiter) and wakes the fiber if it is parked.
+    ///
+    /// On the fiber's home thread the fiber is not running (the thread runs one thing at a
+    /// time) and reads `done` only once it runs here again, after this store in program
+    /// order: a relaxed store is enough there, and saves a locked instruction per wake-up.
+    /// From any other thread the store stays sequentially consistent: it pairs with the
+    /// park's `waiting` store (each side writes its flag, then reads the other's).
+    @usableFromInline @inline(__always)
+    func setDoneAndWake(_ done: borrowing Atomic<Bool>) {
+        guard let home = homeWorker else { spindleFatal("a fiber was woken before it started") }
+        let onHome = Worker.withCurrent { current -> Bool in
+            // SAFETY: the addresses only compare identities; nothing is retained or released.
+            guard Unmanaged.passUnretained(current).toOpaque() == home.toOpaque() else { return false }
+            done.store(true, ordering: .relaxed)
+            if waiting.exchange(false, ordering: .sequentiallyConsistent) {
+                if _slowPath(Trace.isOn) { Trace.enqueued(Runnable(fiber: self), .fiberReady) }
+                current.readyFibers.append(Runnable(fiber: self))
+            }
+            return true
+        }
+        if onHome == true { return }
+        done.store(true, ordering: .sequentiallyConsistent)
+        if waiting.exchange(false, ordering: .sequentiallyConsistent) {
+            if _slowPath(Trace.isOn) { Trace.enqueued(Runnable(fiber: self), .fiberRemote) }
+            // SAFETY: unretained, see `homeWorker`.
+            home._withUnsafeGuaranteedRef { $0.pushRemoteFiber(Runnable(fiber: self)) }
+        }
+    }
+
     /// Requests cancellation: the fiber's current and future blocking calls throw
     /// CancellationError. Any thread, any number of times.
     @usableFromInline

@@ -163,11 +163,13 @@ class WaiterCore: @unchecked Sendable {
         // Once `done` is set the owner may go on and reuse this waiter (reset), but the
         // fields read below never change, and our caller's `Wake` keeps the waiter (so
         // them) alive: no copies, no retains.
-        done.store(true, ordering: .sequentiallyConsistent)
         if let fiberRef {
             // SAFETY: `fiber` holds it, and our caller's Wake holds this waiter.
-            fiberRef._withUnsafeGuaranteedRef { $0.wakeIfParked() }
-        } else if let c {
+            fiberRef._withUnsafeGuaranteedRef { $0.setDoneAndWake(done) }
+            return
+        }
+        done.store(true, ordering: .sequentiallyConsistent)
+        if let c {
             c.resume()
         } else if let onWake {
             onWake()
