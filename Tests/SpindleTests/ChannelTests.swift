@@ -292,16 +292,19 @@ final class Received: Sendable {
     /// channel that goes away) gives that reference up exactly once. A leak keeps a weak
     /// reference alive; an extra release frees a waiter someone still holds.
     @Test func queuedWaitersAreReleasedExactlyOnce() throws {
-        weak var taken: Waiter<Int>?, withdrawn: Waiter<Int>?, closed: Waiter<Int>?, abandoned: Waiter<Int>?
+        weak var taken: Waiter<Int>?, withdrawn: Waiter<Int>?, withdrawnBehind: Waiter<Int>?, closed: Waiter<Int>?,
+                 abandoned: Waiter<Int>?
         var kept = Waiter<Int>(forTask: true)
         let ch = Channel<Int>(capacity: 0)
         do {
             let a = Waiter<Int>(forTask: true), b = Waiter<Int>(forTask: true), c = Waiter<Int>(forTask: true)
-            taken = a; withdrawn = b; closed = c
+            let m = Waiter<Int>(forTask: true)
+            taken = a; withdrawn = b; closed = c; withdrawnBehind = m
             ch.state.withLock { s in
                 #expect(s.receive(queueing: a).wasQueued)
                 #expect(s.receive(queueing: b).wasQueued)
                 #expect(s.receive(queueing: c).wasQueued)
+                #expect(s.receive(queueing: m).wasQueued)
                 #expect(s.receive(queueing: kept).wasQueued)
             }
             // A sender takes the first; the Wake it hands back holds it until resumed.
@@ -311,9 +314,12 @@ final class Received: Sendable {
             w.resume()
             #expect(ch.state.withLock { s in s.withdraw(b) })
             #expect(!ch.state.withLock { s in s.withdraw(b) })   // only once
+            // One behind the first (the first sits inline, the rest in a deque).
+            #expect(ch.state.withLock { s in s.withdraw(m) })
         }
         #expect(taken == nil)
         #expect(withdrawn == nil)
+        #expect(withdrawnBehind == nil)
         #expect(ch.state.withLock { $0.receivers.count } == 2)
         ch.close()
         #expect(closed == nil)

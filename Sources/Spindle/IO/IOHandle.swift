@@ -37,8 +37,8 @@ final class IOHandle: @unchecked Sendable {
     private var token: UInt64 = 0
 
     struct State {
-        var readers = Deque<Waiter<Void>>()
-        var writers = Deque<Waiter<Void>>()
+        var readers = WaiterQueue<Void>()
+        var writers = WaiterQueue<Void>()
         /// Why waits now fail, once closed or shut down.
         var failure: SocketError?
         /// A finished task waiter kept for the next task wait without a deadline (see
@@ -73,6 +73,15 @@ final class IOHandle: @unchecked Sendable {
             Sys.closeDescriptor(fd)
             use.store(1, ordering: .relaxed) // closed; nothing to deregister
             throw error
+        }
+    }
+
+    deinit {
+        // Waiters still queued (normally none: a waiter's caller holds this handle for its
+        // whole wait): the queues' references to them go with it (WaiterQueue).
+        state.withLock { s in
+            s.readers.dropAll()
+            s.writers.dropAll()
         }
     }
 
@@ -175,10 +184,10 @@ final class IOHandle: @unchecked Sendable {
         for w in more { w.resume() }
     }
 
-    private static func completeAll(_ queue: inout Deque<Waiter<Void>>, _ first: inout Wake?, _ more: inout [Wake]) {
+    private static func completeAll(_ queue: inout WaiterQueue<Void>, _ first: inout Wake?, _ more: inout [Wake]) {
         while let w = queue.popFirst() {
-            w.isQueued = false
-            let wake = w.complete(.completed)
+            // The wake takes over the queue's reference.
+            let wake = Wake(completing: w, .completed)
             if first == nil { first = wake } else { more.append(wake) }
         }
     }

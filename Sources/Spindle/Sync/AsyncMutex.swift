@@ -17,10 +17,16 @@ import DequeModule
 public final class AsyncMutex: Sendable {
     @usableFromInline struct State {
         @usableFromInline var locked = false
-        @usableFromInline var waiters = Deque<Waiter<Void>>()
+        @usableFromInline var waiters = WaiterQueue<Void>()
         @inlinable init() {}
     }
     @usableFromInline let state = Lock(State())
+
+    deinit {
+        // Waiters still queued (normally none: a waiter's caller holds this for its whole
+        // wait): the queue's references to them go with it (WaiterQueue).
+        state.withLock { $0.waiters.dropAll() }
+    }
 
     public init() {}
 

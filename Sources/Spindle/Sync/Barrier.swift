@@ -9,10 +9,16 @@ import DequeModule
 public final class Barrier: Sendable {
     @usableFromInline struct State {
         @usableFromInline let parties: Int
-        @usableFromInline var waiters = Deque<Waiter<Bool>>()
+        @usableFromInline var waiters = WaiterQueue<Bool>()
         @inlinable init(parties: Int) { self.parties = parties }
     }
     @usableFromInline let state: Lock<State>
+
+    deinit {
+        // Waiters still queued (normally none: a waiter's caller holds this for its whole
+        // wait): the queue's references to them go with it (WaiterQueue).
+        state.withLock { $0.waiters.dropAll() }
+    }
 
     public init(parties: Int) {
         if parties < 1 { spindleFatal("Barrier(parties: \(parties)): a barrier needs at least one party") }

@@ -76,7 +76,7 @@ enum Blocking {
 extension Blocking {
     /// Under the lock: takes `w` out of `queue` if it is still queued (cancellation).
     @inlinable
-    static func withdraw<P>(_ queue: inout Deque<Waiter<P>>, _ w: Waiter<P>) -> Bool {
+    static func withdraw<P>(_ queue: inout WaiterQueue<P>, _ w: Waiter<P>) -> Bool {
         guard w.isQueued else { return false }
         w.isQueued = false
         return queue.removeFirst(identicalTo: w)
@@ -84,7 +84,7 @@ extension Blocking {
 
     /// Under the lock: queues `w` (the caller will wait).
     @inlinable
-    static func enqueue<P>(_ queue: inout Deque<Waiter<P>>, _ w: Waiter<P>) -> [Wake]? {
+    static func enqueue<P>(_ queue: inout WaiterQueue<P>, _ w: Waiter<P>) -> [Wake]? {
         w.isQueued = true
         queue.append(w)
         return nil
@@ -93,37 +93,25 @@ extension Blocking {
     /// Under the lock: completes every queued waiter that can still be claimed, giving
     /// each `payload()`; returns the wakes to deliver after unlocking.
     @inlinable
-    static func completeAll<P>(_ queue: inout Deque<Waiter<P>>, _ outcome: WaitOutcome, payload: () -> P? = { nil }) -> [Wake] {
+    static func completeAll<P>(_ queue: inout WaiterQueue<P>, _ outcome: WaitOutcome, payload: () -> P? = { nil }) -> [Wake] {
         var out: [Wake] = []
         while let w = queue.popFirst() {
             w.isQueued = false
             guard w.claim() else { continue }
             if let p = payload() { w.payload = p }
-            out.append(w.complete(outcome))
+            out.append(Wake(completing: w, outcome))   // takes over the queue's reference
         }
         return out
     }
 
     /// Under the lock: completes the oldest waiter that can still be claimed, if any.
     @inlinable
-    static func completeFirst<P>(_ queue: inout Deque<Waiter<P>>, _ outcome: WaitOutcome) -> Wake? {
+    static func completeFirst<P>(_ queue: inout WaiterQueue<P>, _ outcome: WaitOutcome) -> Wake? {
         while let w = queue.popFirst() {
             w.isQueued = false
             guard w.claim() else { continue }
-            return w.complete(outcome)
+            return Wake(completing: w, outcome)
         }
         return nil
     }
 }
-
-extension Deque {
-    /// Removes the first element that is `object` (identity); true if found.
-    @inlinable
-    mutating func removeFirst(identicalTo object: AnyObject) -> Bool where Element: AnyObject {
-        guard let i = firstIndex(where: { $0 === object }) else { return false }
-        remove(at: i)
-        return true
-    }
-}
-
-import DequeModule

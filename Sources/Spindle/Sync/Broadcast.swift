@@ -28,7 +28,7 @@ public final class Broadcast<Value: Sendable>: Sendable {
         var nextSeq: UInt64 = 0
         let capacity: Int
         var closed = false
-        var waiters = Deque<Waiter<Item>>()
+        var waiters = WaiterQueue<Item>()
         init(capacity: Int) { self.capacity = capacity }
 
         /// What a receiver at `cursor` gets now, if anything.
@@ -39,6 +39,12 @@ public final class Broadcast<Value: Sendable>: Sendable {
         }
     }
     let state: Lock<State>
+
+    deinit {
+        // Waiters still queued (normally none: a waiter's caller holds this for its whole
+        // wait): the queue's references to them go with it (WaiterQueue).
+        state.withLock { $0.waiters.dropAll() }
+    }
 
     /// A broadcast keeping the last `capacity` values for receivers that fall behind.
     public init(capacity: Int) {

@@ -193,73 +193,9 @@ struct ChannelState<Element> {
     @inlinable
     mutating func withdraw(_ w: Waiter<Element>) -> Bool {
         guard w.isQueued else { return false }
-        if !receivers.remove(w) { _ = senders.remove(w) }
+        if !receivers.removeFirst(identicalTo: w) { _ = senders.removeFirst(identicalTo: w) }
         w.isQueued = false
         return true
-    }
-}
-
-/// The blocked waiters of one side of a channel, first come first served. Each queued
-/// waiter holds one reference, taken by `append` and handed over by `popFirst` (to the
-/// `Wake` that completes it) or dropped by `remove`: the entries are unmanaged words, so
-/// the deque's own moves cost no retain/release. (A `Deque<Waiter>` paid three ARC calls
-/// to queue a waiter and three more to take it off: measured, the largest single cost of
-/// a fiber round trip.)
-@usableFromInline
-struct WaiterQueue<Payload> {
-    // SAFETY: every entry is +1 (passRetained in `append`), released exactly once: by
-    // `popFirst`/`remove(at:)` handing it to a strong reference, or by `dropAll`.
-    @usableFromInline var items = Deque<Unmanaged<Waiter<Payload>>>()
-
-    @inlinable init() {}
-
-    @inlinable var isEmpty: Bool { items.isEmpty }
-    @inlinable var count: Int { items.count }
-    @inlinable var startIndex: Int { items.startIndex }
-    @inlinable var endIndex: Int { items.endIndex }
-
-    /// The waiter at `i`, still queued.
-    @inlinable subscript(i: Int) -> Waiter<Payload> { items[i].takeUnretainedValue() }
-
-    @inlinable @inline(__always)
-    mutating func append(_ w: Waiter<Payload>) { items.append(.passRetained(w)) }
-
-    /// Queues a waiter the caller keeps alive, taking the queue's reference to it.
-    @inlinable @inline(__always)
-    mutating func append(retaining u: Unmanaged<Waiter<Payload>>) { items.append(u.retain()) }
-
-    /// Takes the first waiter off, with the queue's reference.
-    @inlinable @inline(__always)
-    mutating func popFirst() -> Waiter<Payload>? { items.popFirst()?.takeRetainedValue() }
-
-    /// Takes the first waiter off; the queue's reference passes to the caller, who must
-    /// release it or hand it on (`takeRetainedValue`).
-    @inlinable @inline(__always)
-    mutating func popFirstUnmanaged() -> Unmanaged<Waiter<Payload>>? { items.popFirst() }
-
-    /// Takes the waiter at `i` off, with the queue's reference.
-    @inlinable @discardableResult
-    mutating func remove(at i: Int) -> Waiter<Payload> { items.remove(at: i).takeRetainedValue() }
-
-    /// Takes `w` off if it is queued here.
-    @inlinable
-    mutating func remove(_ w: Waiter<Payload>) -> Bool {
-        let target = Unmanaged.passUnretained(w).toOpaque()
-        guard let i = items.firstIndex(where: { $0.toOpaque() == target }) else { return false }
-        remove(at: i)
-        return true
-    }
-
-    @inlinable
-    func contains(where predicate: (Waiter<Payload>) -> Bool) -> Bool {
-        // SAFETY: queued entries are alive (the queue's reference).
-        items.contains { $0._withUnsafeGuaranteedRef(predicate) }
-    }
-
-    /// Releases every entry (the channel is going away).
-    @inlinable
-    mutating func dropAll() {
-        while let u = items.popFirst() { u.release() }
     }
 }
 

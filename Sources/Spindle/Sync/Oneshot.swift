@@ -24,10 +24,16 @@ public final class Oneshot<Value: Sendable>: Sendable {
     @usableFromInline struct State {
         @usableFromInline var value: Value?
         @usableFromInline var closed = false
-        @usableFromInline var waiters = Deque<Waiter<Value>>()
+        @usableFromInline var waiters = WaiterQueue<Value>()
         @inlinable init() {}
     }
     @usableFromInline let state = Lock(State())
+
+    deinit {
+        // Waiters still queued (normally none: a waiter's caller holds this for its whole
+        // wait): the queue's references to them go with it (WaiterQueue).
+        state.withLock { $0.waiters.dropAll() }
+    }
 
     public init() {}
 

@@ -17,10 +17,16 @@ import DequeModule
 public final class Semaphore: Sendable {
     @usableFromInline struct State {
         @usableFromInline var permits: Int
-        @usableFromInline var waiters = Deque<Waiter<Void>>()
+        @usableFromInline var waiters = WaiterQueue<Void>()
         @inlinable init(permits: Int) { self.permits = permits }
     }
     @usableFromInline let state: Lock<State>
+
+    deinit {
+        // Waiters still queued (normally none: a waiter's caller holds this for its whole
+        // wait): the queue's references to them go with it (WaiterQueue).
+        state.withLock { $0.waiters.dropAll() }
+    }
 
     public init(permits: Int) {
         if permits < 0 { spindleFatal("Semaphore(permits: \(permits)): the permits must be 0 or more") }

@@ -5,10 +5,16 @@ import DequeModule
 public final class WaitGroup: Sendable {
     @usableFromInline struct State {
         @usableFromInline var count: Int
-        @usableFromInline var waiters = Deque<Waiter<Void>>()
+        @usableFromInline var waiters = WaiterQueue<Void>()
         @inlinable init(count: Int) { self.count = count }
     }
     @usableFromInline let state: Lock<State>
+
+    deinit {
+        // Waiters still queued (normally none: a waiter's caller holds this for its whole
+        // wait): the queue's references to them go with it (WaiterQueue).
+        state.withLock { $0.waiters.dropAll() }
+    }
 
     public init(count: Int = 0) {
         if count < 0 { spindleFatal("WaitGroup(count: \(count)): the count must be 0 or more") }

@@ -17,10 +17,16 @@ public final class Watch<Value: Sendable>: Sendable {
         @usableFromInline var value: Value
         @usableFromInline var version: UInt64 = 0
         @usableFromInline var closed = false
-        @usableFromInline var waiters = Deque<Waiter<(Value, UInt64)>>()
+        @usableFromInline var waiters = WaiterQueue<(Value, UInt64)>()
         @inlinable init(value: Value) { self.value = value }
     }
     @usableFromInline let state: Lock<State>
+
+    deinit {
+        // Waiters still queued (normally none: a waiter's caller holds this for its whole
+        // wait): the queue's references to them go with it (WaiterQueue).
+        state.withLock { $0.waiters.dropAll() }
+    }
 
     public init(_ initial: Value) { state = Lock(State(value: initial)) }
 
