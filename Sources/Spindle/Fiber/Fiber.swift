@@ -1,7 +1,8 @@
 // Fiber: the public API of stackful coroutines on a runtime's workers: the blocking calls
 // a fiber (or a plain thread) makes. Spawning is in Runtime+Fibers.swift, the handle in
 // FiberHandle.swift, the state and parking protocol in FiberCore.swift, running them in
-// Worker+Fibers.swift.
+// Worker+Fibers.swift. UNSAFE FILE: the running fiber and its runtime are reached
+// unretained (Unmanaged) on the hot paths.
 //
 // A fiber runs a plain synchronous closure on its own stack and can block (yield, sleep,
 // join another fiber, wait for async work) anywhere in its call tree without blocking the
@@ -83,7 +84,12 @@ public enum Fiber {
 
     @usableFromInline
     static func currentRuntime() throws(FiberError) -> Runtime {
-        guard let runtime = Runtime.current ?? Runtime.global else { throw FiberError.noRuntime }
+        // The worker's runtime, reached without retaining the worker too (`Runtime.current`
+        // costs a retain/release pair more per spawn).
+        // SAFETY: the runtime outlives its worker threads (Worker.runtime); the value taken
+        // here is an ordinary strong reference.
+        if let runtime = Worker.withCurrent({ $0.runtimeUnmanaged.takeUnretainedValue() }) { return runtime }
+        guard let runtime = Runtime.global else { throw FiberError.noRuntime }
         return runtime
     }
 
