@@ -160,7 +160,7 @@ final class Worker: @unchecked Sendable {
         if previous != 0 {
             // SAFETY: the runtime outlives its workers' threads (see `runtime`).
             runtimeUnmanaged._withUnsafeGuaranteedRef { rt in
-                if queue.push(Runnable(bits: previous), overflow: rt.inject, orphaned: forwardOrphan) { inSpawnBurst = true }
+                if queue.push(Runnable(bits: previous), overflow: rt.inject, orphaned: { [unowned(unsafe) self] in self.forwardOrphan($0) }) { inSpawnBurst = true }
                 rt.driver.notifyOne()
             }
         }
@@ -213,7 +213,7 @@ final class Worker: @unchecked Sendable {
     /// Owner thread only: to the back of the local queue, waking an idle worker if needed.
     func scheduleBack(_ r: Runnable) {
         if _slowPath(Trace.isOn) { Trace.enqueued(r, .local) }
-        if queue.push(r, overflow: runtime.inject, orphaned: forwardOrphan) { inSpawnBurst = true }
+        if queue.push(r, overflow: runtime.inject, orphaned: { [unowned(unsafe) self] in self.forwardOrphan($0) }) { inSpawnBurst = true }
         runtime.driver.notifyOne()
     }
 
@@ -271,7 +271,10 @@ final class Worker: @unchecked Sendable {
             } else {
                 runtime.execute(r)
             }
-        case .fiber: runFiber(r.fiber)
+        case .fiber:
+            // SAFETY: a queued fiber word names a live fiber (Runnable's kind table); used
+            // at +0, without the retain/release pair `r.fiber` costs per resume.
+            Unmanaged<FiberCore>.fromOpaque(r.fiberPointer)._withUnsafeGuaranteedRef { runFiber($0) }
         case .wakeup:
             counts.wakeups &+= 1
             r.takeWakeup().fire()
@@ -319,7 +322,7 @@ final class Worker: @unchecked Sendable {
             }
             // Streak over: to the back of the queue. No wake-up: we pop from this queue
             // right now, and anything already there was announced when it was pushed.
-            if queue.push(r, overflow: runtime.inject, orphaned: forwardOrphan) { inSpawnBurst = true }
+            if queue.push(r, overflow: runtime.inject, orphaned: { [unowned(unsafe) self] in self.forwardOrphan($0) }) { inSpawnBurst = true }
         }
         runNextStreak = 0
         if let r = queue.pop() { return r }
@@ -337,7 +340,7 @@ final class Worker: @unchecked Sendable {
         let share = min(inject.count / runtime.workers.count + 1, Int(queue.capacity / 2))
         var first: Runnable?
         _ = inject.pop(upTo: share) { r in
-            if first == nil { first = r } else { queue.push(r, overflow: inject, orphaned: forwardOrphan) }
+            if first == nil { first = r } else { queue.push(r, overflow: inject, orphaned: { [unowned(unsafe) self] in self.forwardOrphan($0) }) }
         }
         return first
     }
@@ -472,6 +475,11 @@ final class Worker: @unchecked Sendable {
 
     /// A job the closed inject queue refused (the runtime stopped while it overflowed):
     /// forwarded like everything else left after stop.
+    /// Passed to LocalQueue.push as a
+    /// closure literal capturing `self` unowned(unsafe): a method reference
+    /// (`orphaned: forwardOrphan`) retained and released the worker on every push.
+    /// SAFETY (the literals): they run only inside that push, on this worker's own thread,
+    /// while the worker is alive.
     private func forwardOrphan(_ r: Runnable) { runtime.forwardOrphan(r) }
 
     /// After stop: nothing may stay stranded in this worker's queues.
