@@ -273,7 +273,9 @@ final class Worker: @unchecked Sendable {
             }
         case .fiber:
             // SAFETY: a queued fiber word names a live fiber (Runnable's kind table); used
-            // at +0, without the retain/release pair `r.fiber` costs per resume.
+            // at +0, without the retain/release pair `r.fiber` costs per resume. The fiber
+            // may end inside runFiber (finishFiber drops its self-retain, and it may be
+            // freed there): nothing touches it after runFiber returns.
             Unmanaged<FiberCore>.fromOpaque(r.fiberPointer)._withUnsafeGuaranteedRef { runFiber($0) }
         case .wakeup:
             counts.wakeups &+= 1

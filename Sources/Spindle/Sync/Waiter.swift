@@ -286,8 +286,10 @@ struct Wake {
 /// readers, a semaphore's waiters…), first come first served. Guarded by the primitive's
 /// lock.
 ///
-/// Each queued waiter holds one reference, taken by `append` and handed over by
-/// `popFirst` (to the `Wake` that completes it) or dropped by `remove`/`dropAll`: the
+/// Each queued waiter holds one reference, taken by `append`, handed to the caller by
+/// `popFirst` and `remove(at:)` (usually on to the `Wake` that completes the waiter), and
+/// released by `removeFirst(identicalTo:)` and `dropAll`. The queue is a plain copyable
+/// struct: never copy one that holds waiters (both copies would release them). The
 /// entries are unmanaged words, so moving them costs no retain/release (a `Deque<Waiter>`
 /// paid three ARC calls to queue a waiter and three more to take it off: measured, the
 /// largest single cost of a fiber's channel round trip). The first waiter sits inline, in
